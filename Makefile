@@ -1,0 +1,37 @@
+# The two commands: `make run` (service on SQLite with sample data) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run ingest-demo test lint bench swagger fixtures clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.cfg
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: install
+	$(PY) get_raw_data.py --demo
+	$(PY) app.py
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/flake8
+
+bench: install
+	$(PY) -m tests.bench.run $(BENCH_ARGS)
+
+swagger: install
+	$(VENV)/bin/flask --app app export-swagger
+
+fixtures: install
+	$(PY) -m tests.fakes.make_fixtures
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

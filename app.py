@@ -1,0 +1,20 @@
+"""The WSGI entry point: `app` for gunicorn (`gunicorn app:app`), `python app.py` for a local server.
+
+The database is migrated to the latest schema on start. Configuration comes from the environment and
+`.env` (see .env.example); an invalid value stops start-up with one line naming the variable.
+"""
+import sys
+
+from financial import ConfigError, Settings, create_app
+
+try:
+    settings = Settings.from_env()
+    app = create_app(settings)
+except ConfigError as error:
+    sys.exit(f"configuration error: {error}")
+
+__all__ = ["app", "create_app"]
+
+if __name__ == "__main__":
+    print(f" * Market data tracker on http://{settings.host}:{settings.port} (Swagger UI at /docs)")
+    app.run(host=settings.host, port=settings.port, debug=False, threaded=True)

@@ -1,0 +1,126 @@
+"""The HTTP service: `create_app` builds it from settings in small `register_*` steps."""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import click
+import sqlalchemy as sa
+from flask import Flask, g, request
+from werkzeug.exceptions import HTTPException
+
+from financial.config import ROOT, ConfigError, Settings
+from financial.extensions import cache, db, migrate
+
+log = logging.getLogger("financial.requests")
+
+__all__ = ["ConfigError", "Settings", "create_app"]
+
+
+def create_app(settings: Settings | None = None, *, process: str = "app") -> Flask:
+    """Build the application. Settings default to the environment (and `.env`); invalid ones raise
+    `ConfigError`. The database is brought to the latest schema unless `settings.auto_migrate` is off."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    register_config(app, settings)
+    register_logging(app, settings, process)
+    register_extensions(app, settings)
+    register_api(app)
+    register_errorhandlers(app)
+    register_request_hooks(app)
+    register_commands(app)
+    if settings.auto_migrate:
+        from financial.schema import upgrade_database
+        upgrade_database(app)
+    return app
+
+
+def register_config(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        SETTINGS=settings,
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
+        CACHE_DEFAULT_TIMEOUT=settings.cache_timeout,
+        CACHE_KEY_PREFIX=settings.cache_key_prefix,
+        RESTX_MASK_SWAGGER=False,
+        ERROR_404_HELP=False,
+        JSON_SORT_KEYS=False,
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    if settings.redis_url:
+        app.config.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=settings.redis_url,
+                          CACHE_OPTIONS={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
+    else:
+        app.config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=5000)
+
+
+def _engine_options(settings: Settings) -> dict:
+    if settings.is_sqlite:
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 5, "max_overflow": 10, "pool_timeout": 5,
+            "connect_args": {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30, "charset": "utf8mb4"}}
+
+
+def register_logging(app: Flask, settings: Settings, process: str) -> None:
+    from financial.logs import configure_logging
+    configure_logging(settings, process=process)
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    db.init_app(app)
+    cache.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    if settings.is_sqlite:
+        with app.app_context():
+            sa.event.listen(db.engine, "connect", _tune_sqlite)
+
+
+def _tune_sqlite(connection, _record) -> None:
+    # WAL lets the API read while an ingest writes; NORMAL sync is safe with WAL and much faster.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def register_api(app: Flask) -> None:
+    from financial.api import create_api
+    app.extensions["restx_api"] = create_api(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from financial.api.envelope import handle_exception
+    app.register_error_handler(HTTPException, handle_exception)
+    app.register_error_handler(Exception, handle_exception)
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response):
+        elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s %s %.1fms", request.method, request.full_path.rstrip("?"), response.status_code,
+                     elapsed_ms, extra={"request_id": g.get("request_id"), "status": response.status_code,
+                                        "duration_ms": round(elapsed_ms, 2)})
+        return response
+
+
+def register_commands(app: Flask) -> None:
+    @app.cli.command("export-swagger")
+    @click.option("--output", default=str(ROOT / "conf" / "api.swagger.json"), show_default=True)
+    def export_swagger(output: str) -> None:
+        """Write the served OpenAPI spec to conf/api.swagger.json."""
+        from financial.api.swagger import export
+        export(app, output)
+        click.echo(f"wrote {output}")

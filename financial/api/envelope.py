@@ -1,0 +1,151 @@
+"""The response envelope of every API answer, success or error, and its Swagger models.
+
+    {"data": ..., "info": {"error": ""}}                      success
+    {"data": [...], "info": {...}, "pagination": {...}}       list
+    {"data": null, "info": {"error": "what was wrong"}}        error
+
+Bodies are serialized once and cached as bytes, so a cache hit costs no marshalling.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from typing import Any, Callable
+
+from flask import current_app, request
+from flask_restx import Model, Namespace, fields
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import HTTPException
+
+from financial import caching, errors
+
+log = logging.getLogger(__name__)
+
+INFO = Model("Info", {"error": fields.String(description="Empty on success, else what was wrong", example="")})
+PAGINATION = Model("Pagination", {
+    "count": fields.Integer(description="All matching records", example=20),
+    "page": fields.Integer(example=2),
+    "limit": fields.Integer(example=3),
+    "pages": fields.Integer(description="ceil(count / limit)", example=7),
+})
+ERROR = Model("Error", {
+    "data": fields.Raw(description="Always null on errors", example=None),
+    "info": fields.Nested(INFO),
+})
+ERROR_DESCRIPTIONS = {
+    400: "Bad input; info.error names the parameter",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    429: "Rate limited",
+    503: "Database or cache unavailable",
+}
+
+
+def namespace(name: str, description: str, path: str) -> Namespace:
+    """A namespace with the shared envelope models registered."""
+    ns = Namespace(name, description=description, path=path)
+    for model in (INFO, PAGINATION, ERROR):
+        ns.add_model(model.name, model)
+    return ns
+
+
+def envelope_model(ns: Namespace, name: str, data: fields.Raw, *, paginated: bool = False) -> Model:
+    body = {"data": data, "info": fields.Nested(INFO)}
+    if paginated:
+        body["pagination"] = fields.Nested(PAGINATION)
+    return ns.model(name, body)
+
+
+def responds(ns: Namespace, *codes: int) -> Callable:
+    """Document the error answers an operation can give (503 on every one)."""
+    def decorate(func: Callable) -> Callable:
+        for code in sorted({*codes, 503}):
+            func = ns.response(code, ERROR_DESCRIPTIONS[code], ERROR)(func)
+        return func
+    return decorate
+
+
+# -- serialization ----------------------------------------------------------------------------------
+
+def _default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso_utc(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def iso_utc(value: dt.datetime) -> str:
+    """ISO 8601 in UTC with a Z; naive values are stored UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value.isoformat(timespec="seconds") + "Z"
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, default=_default, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def envelope(data: Any, pagination: dict | None = None) -> dict:
+    body = {"data": data, "info": {"error": ""}}
+    if pagination is not None:
+        body["pagination"] = pagination
+    return body
+
+
+def paginated(items: list, count: int, page: int, limit: int) -> dict:
+    return envelope(items, {"count": count, "page": page, "limit": limit, "pages": math.ceil(count / limit)})
+
+
+def json_response(body: bytes | dict, status: int = 200, headers: dict | None = None):
+    if not isinstance(body, bytes):
+        body = dumps(body)
+    return current_app.response_class(body, status=status, mimetype="application/json", headers=headers)
+
+
+def cached_json(key: str, build: Callable[[], dict]):
+    """The JSON response of `build()`, from the cache while the data has not changed."""
+    return json_response(caching.get_or_compute(key, lambda: dumps(build())))
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+def error_response(status: int, message: str, headers: dict | None = None):
+    return json_response({"data": None, "info": {"error": message}}, status, headers)
+
+
+def handle_exception(error: Exception):
+    """Turn any exception into the envelope: known errors keep their status, the rest are a 500 that
+    is logged with its traceback but never shows it."""
+    if isinstance(error, errors.AppError):
+        return error_response(error.status, error.message)
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
+            isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated):
+        log.warning("database unavailable: %s", type(error.orig if hasattr(error, "orig") else error).__name__)
+        return error_response(503, "database unavailable; try again shortly", {"Retry-After": "5"})
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal error; it has been logged")
+
+
+def _http_error(error: HTTPException):
+    status = error.code or 500
+    headers = {}
+    if status == 404:
+        message = f"not found: {request.path}"
+    elif status == 405:
+        allowed = sorted(m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
+        message = f"method {request.method} not allowed on {request.path}; allowed: {', '.join(allowed)}"
+        headers["Allow"] = ", ".join(error.valid_methods or [])
+    else:
+        message = error.description or error.name
+    if status >= 500:
+        log.error("HTTP %s on %s %s: %s", status, request.method, request.path, message)
+    return error_response(status, message, headers)

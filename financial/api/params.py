@@ -1,0 +1,110 @@
+"""Query parameters: declared once with webargs, validated strictly, documented in Swagger from the same
+declaration. A bad or unknown parameter is a 400 whose message names it and quotes what was sent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Mapping
+
+from flask import request
+from marshmallow import RAISE, Schema, ValidationError, missing
+from webargs import fields, validate
+from webargs.flaskparser import FlaskParser
+
+from financial.errors import BadRequest
+
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_^=/]{0,31}$"
+
+
+class StrictDate(fields.Field):
+    """A calendar date written exactly as YYYY-MM-DD."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> dt.date:
+        if not isinstance(value, str) or not DATE_PATTERN.match(value):
+            raise ValidationError("must be a date as YYYY-MM-DD")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError("is not a real calendar date") from None
+
+
+class _Parser(FlaskParser):
+    DEFAULT_UNKNOWN_BY_LOCATION = {"query": RAISE}
+
+    def handle_error(self, error: ValidationError, req, schema, *, error_status_code, error_headers):
+        raise BadRequest(describe(error.messages))
+
+
+parser = _Parser()
+
+
+def describe(messages: Any) -> str:
+    """One line naming each bad parameter: "limit: must be between 1 and 1000 (got '0')"."""
+    problems = []
+    for name, texts in _flatten(messages):
+        sent = request.args.getlist(name) if name in request.args else None
+        if texts == ["Unknown field."]:
+            problems.append(f"unknown parameter {name!r}")
+            continue
+        detail = "; ".join(str(t).rstrip(".") for t in texts)
+        got = f" (got {sent[0]!r})" if sent else ""
+        problems.append(f"{name}: {detail}{got}")
+    return "; ".join(problems) or "invalid parameters"
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, list]]:
+    if isinstance(messages, dict):
+        if set(messages) <= {"query", "json", "form", "view_args", "headers", "path"}:
+            return [item for value in messages.values() for item in _flatten(value)]
+        return [(str(key), value if isinstance(value, list) else [value]) for key, value in messages.items()]
+    return [("", messages if isinstance(messages, list) else [messages])]
+
+
+def schema(declared: dict[str, fields.Field]) -> Schema:
+    """A schema instance built once at import (building one per request costs more than the request)."""
+    instance = Schema.from_dict(declared)()
+    instance.declared_for_docs = declared
+    return instance
+
+
+def parse_query(query_schema: Schema) -> dict[str, Any]:
+    return parser.parse(query_schema, location="query")
+
+
+def date(description: str, *, required: bool = False) -> fields.Field:
+    return StrictDate(required=required, metadata={"description": description, "format": "date"},
+                      error_messages={"required": "is required"})
+
+
+def integer(description: str, *, default: int, low: int, high: int | None = None) -> fields.Field:
+    bound = validate.Range(min=low, max=high, error=f"must be between {low} and {high}" if high
+                           else f"must be at least {low}")
+    return fields.Integer(load_default=default, validate=bound, strict=False,
+                          metadata={"description": description, "minimum": low, "maximum": high},
+                          error_messages={"invalid": "must be a whole number"})
+
+
+def symbol(description: str, *, required: bool = False) -> fields.Field:
+    return fields.String(required=required, validate=validate.Regexp(SYMBOL_PATTERN, error="is not a valid symbol"),
+                         metadata={"description": description}, error_messages={"required": "is required"})
+
+
+def choice(description: str, choices: list[str], *, default: str) -> fields.Field:
+    one_of = validate.OneOf(choices, error=f"must be one of {', '.join(choices)}")
+    return fields.String(load_default=default, validate=one_of, metadata={"description": description, "enum": choices})
+
+
+def doc_params(query_schema: Schema) -> dict[str, dict]:
+    """The Swagger description of a query schema's parameters."""
+    documented = {}
+    for name, field in query_schema.declared_for_docs.items():
+        meta = dict(field.metadata)
+        param = {"in": "query", "description": meta.pop("description", ""), "required": field.required,
+                 "type": "integer" if isinstance(field, fields.Integer) else "string"}
+        if field.load_default is not missing and not callable(field.load_default):
+            param["default"] = field.load_default
+        param.update({key: value for key, value in meta.items() if value is not None})
+        documented[name] = param
+    return documented

@@ -1,0 +1,128 @@
+"""Results cached with Flask-Caching, and never served once the data they came from has changed.
+
+Every cache entry is tagged with the data generation it was computed under. An ingest gives the data
+a new generation in the same transaction that writes it (`storage.bump_generation`) and then publishes
+it (`publish_generation`). A lookup fetches the current generation and the entry together and serves
+the entry only when the tags match, so no process, in any worker or on any machine, returns figures
+older than the last finished ingest.
+
+Where the current generation is read from depends on the backend:
+- a shared backend (Redis): from the cache itself, in the same round trip as the entry (MGET). The copy
+  there expires after `GENERATION_TTL` seconds and is then re-read from the database, which bounds how
+  long a generation published while Redis was unreachable can go unseen.
+- a per-process backend (the in-memory default): from the database, since another process's ingest
+  cannot reach this process's memory.
+
+When Redis fails, lookups compute from the database directly and skip Redis for `BACKOFF` seconds, so
+an outage slows the service down without breaking it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, TypeVar
+
+from flask import current_app
+
+from financial import storage
+from financial.extensions import cache, db
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+GENERATION_KEY = "generation"
+GENERATION_TTL = 5
+BACKOFF = 5.0
+
+try:
+    from redis.exceptions import RedisError
+except ImportError:  # pragma: no cover - redis is a runtime dependency
+    RedisError = OSError
+
+
+class _State:
+    down_until = 0.0
+
+
+_state = _State()
+
+
+def _shared() -> bool:
+    return current_app.config.get("CACHE_TYPE") == "RedisCache"
+
+
+def _backend():
+    return cache.cache
+
+
+def _available() -> bool:
+    return time.monotonic() >= _state.down_until
+
+
+def _mark_down(error: Exception) -> None:
+    if _available():
+        log.warning("cache unavailable, serving from the database for %.0fs: %s", BACKOFF, error)
+    _state.down_until = time.monotonic() + BACKOFF
+
+
+def _database_generation() -> str:
+    generation = storage.read_generation(db.session)
+    return generation or "initial"
+
+
+def get_or_compute(key: str, compute: Callable[[], T], timeout: int | None = None) -> T:
+    """The cached value of `key` for the current data generation, computing and storing it on a miss."""
+    if not _available():
+        return compute()
+    backend = _backend()
+    try:
+        if _shared():
+            generation, entry = backend.get_many(GENERATION_KEY, key)
+            if generation is None:
+                generation = _adopt_database_generation(backend)
+        else:
+            generation, entry = _database_generation(), backend.get(key)
+    except (RedisError, OSError) as exc:
+        _mark_down(exc)
+        return compute()
+    if entry is not None and entry[0] == generation:
+        return entry[1]
+    value = compute()
+    try:
+        backend.set(key, (generation, value), timeout=timeout or current_app.config["CACHE_DEFAULT_TIMEOUT"])
+    except (RedisError, OSError) as exc:
+        _mark_down(exc)
+    return value
+
+
+def _adopt_database_generation(backend) -> str:
+    """Copy the database's generation into the shared cache, unless a publisher got there first."""
+    generation = _database_generation()
+    if not backend.add(GENERATION_KEY, generation, timeout=GENERATION_TTL):
+        generation = backend.get(GENERATION_KEY) or generation
+    return generation
+
+
+def publish_generation(generation: str) -> bool:
+    """Make a committed generation current in the shared cache; False when the cache could not be told
+    (entries then stop being served once the cached generation expires)."""
+    if not _shared():
+        return True
+    try:
+        _backend().set(GENERATION_KEY, generation, timeout=GENERATION_TTL)
+        return True
+    except (RedisError, OSError) as exc:
+        log.warning("could not publish the new data generation to the cache: %s", exc)
+        return False
+
+
+def ping() -> None:
+    """Raise if the cache backend cannot be reached (for /readyz)."""
+    backend = _backend()
+    if _shared():
+        backend._write_client.ping()
+    else:
+        backend.get(GENERATION_KEY)
+
+
+def cache_key(*parts: Any) -> str:
+    return ":".join(str(part) for part in parts)

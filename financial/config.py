@@ -1,0 +1,184 @@
+"""Configuration from the environment, with a `.env` file read when present (the environment wins).
+
+`Settings.from_env()` validates every variable and raises `ConfigError` with a one-line message naming
+the offending variable; the entry points print that line and exit non-zero.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
+DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'market.db'}"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    alphavantage_api_key: str | None = None
+    alphavantage_base_url: str = "https://www.alphavantage.co"
+    alphavantage_min_interval: float = 1.0
+    cryptowatch_api_key: str | None = None
+    cryptowatch_base_url: str = "https://api.cryptowat.ch"
+    crypto_source: str = "exchange"
+    redis_url: str | None = None
+    app_env: str = "development"
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_sender: str = "alerts@localhost"
+    alert_factor: float = 3.0
+    alert_window_minutes: int = 60
+    alert_cooldown_minutes: int = 60
+    alert_min_points: int = 4
+    host: str = "127.0.0.1"
+    port: int = 5000
+    cache_timeout: int = 3600
+    cache_key_prefix: str = "mdt:"
+    log_level: str = "INFO"
+    log_dir: str | None = str(DATA_DIR / "log")
+    auto_migrate: bool = True
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = "default") -> "Settings":
+        """Read settings from `environ` (default `os.environ`) over the values of `env_file`.
+
+        `env_file="default"` means `$ENV_FILE` or `.env` at the repository root; `None` reads no file.
+        """
+        environ = dict(os.environ if environ is None else environ)
+        if env_file == "default":
+            env_file = environ.get("ENV_FILE") or ROOT / ".env"
+        values: dict[str, str] = {}
+        if env_file and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(environ)
+        return cls(**_parse(values))
+
+
+def _text(name: str, value: str) -> str | None:
+    value = value.strip()
+    return value or None
+
+
+def _url(*schemes: str) -> Callable[[str, str], str | None]:
+    def parse(name: str, value: str) -> str | None:
+        value = value.strip()
+        if not value:
+            return None
+        if not value.startswith(schemes):
+            raise ConfigError(f"{name} must start with {' or '.join(schemes)}, got {value.split('://')[0]!r}")
+        return value
+    return parse
+
+
+def _number(kind: type, low: float, high: float | None = None) -> Callable[[str, str], float | int | None]:
+    def parse(name: str, value: str) -> float | int | None:
+        if not value.strip():
+            return None
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if number < low or (high is not None and number > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{name} must be {bound}, got {value!r}")
+        return number
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str, str], str | None]:
+    def parse(name: str, value: str) -> str | None:
+        value = value.strip().lower()
+        if not value:
+            return None
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+    return parse
+
+
+def _path_or_off(name: str, value: str) -> str:
+    """A path; empty means the feature is off (returned as "" so it overrides the default)."""
+    return value.strip()
+
+
+def _flag(name: str, value: str) -> bool | None:
+    lowered = value.strip().lower()
+    if not lowered:
+        return None
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+_VARIABLES: dict[str, tuple[str, Callable]] = {
+    "DATABASE_URL": ("database_url", _url("sqlite://", "mysql+pymysql://", "mysql://", "mariadb+pymysql://")),
+    "ALPHAVANTAGE_API_KEY": ("alphavantage_api_key", _text),
+    "ALPHAVANTAGE_BASE_URL": ("alphavantage_base_url", _url("http://", "https://")),
+    "ALPHAVANTAGE_MIN_INTERVAL": ("alphavantage_min_interval", _number(float, 0, 60)),
+    "CRYPTOWATCH_API_KEY": ("cryptowatch_api_key", _text),
+    "CRYPTOWATCH_BASE_URL": ("cryptowatch_base_url", _url("http://", "https://")),
+    "CRYPTO_SOURCE": ("crypto_source", _choice("cryptowatch", "exchange")),
+    "REDIS_URL": ("redis_url", _url("redis://", "rediss://", "unix://")),
+    "APP_ENV": ("app_env", _choice("development", "production")),
+    "SECRET_KEY": ("secret_key", _text),
+    "SMTP_HOST": ("smtp_host", _text),
+    "SMTP_PORT": ("smtp_port", _number(int, 1, 65535)),
+    "SMTP_USER": ("smtp_user", _text),
+    "SMTP_PASSWORD": ("smtp_password", _text),
+    "SMTP_SENDER": ("smtp_sender", _text),
+    "ALERT_FACTOR": ("alert_factor", _number(float, 1)),
+    "ALERT_WINDOW_MINUTES": ("alert_window_minutes", _number(int, 2, 1440)),
+    "ALERT_COOLDOWN_MINUTES": ("alert_cooldown_minutes", _number(int, 0, 10080)),
+    "ALERT_MIN_POINTS": ("alert_min_points", _number(int, 2)),
+    "HOST": ("host", _text),
+    "PORT": ("port", _number(int, 1, 65535)),
+    "CACHE_TIMEOUT": ("cache_timeout", _number(int, 1)),
+    "CACHE_KEY_PREFIX": ("cache_key_prefix", _text),
+    "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
+    "LOG_DIR": ("log_dir", _path_or_off),
+    "AUTO_MIGRATE": ("auto_migrate", _flag),
+}
+
+
+def _parse(values: Mapping[str, str]) -> dict:
+    parsed = {}
+    for variable, (attribute, parse) in _VARIABLES.items():
+        if variable in values:
+            value = parse(variable, values[variable])
+            if value is not None:
+                parsed[attribute] = value
+    if "database_url" in parsed and parsed["database_url"].startswith(("mysql://", "mariadb+pymysql://")):
+        # Only the pure-Python driver is installed; accept the common spellings and use it.
+        parsed["database_url"] = "mysql+pymysql://" + parsed["database_url"].split("://", 1)[1]
+    if "log_level" in parsed:
+        parsed["log_level"] = parsed["log_level"].upper()
+    if parsed.get("app_env") == "production" and not parsed.get("secret_key"):
+        raise ConfigError("SECRET_KEY is required when APP_ENV=production")
+    return parsed

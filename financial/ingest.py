@@ -1,0 +1,185 @@
+"""Ingest: fetch series through `lib` clients and store them, one instrument at a time.
+
+An ingest is a list of tasks, one per symbol or market. Each task fetches and parses everything before
+anything is written, then writes its bars, and bumps the data generation, in one transaction; so a
+failure leaves no partial series behind and never stops the other tasks. The report lists every task's
+outcome. When an upstream says its daily quota is spent, the remaining tasks for that upstream are
+skipped rather than sent to be refused.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from sqlalchemy.exc import SQLAlchemyError
+
+import lib
+from financial import caching, storage
+from financial.extensions import db
+from financial.models import STOCK
+
+log = logging.getLogger(__name__)
+
+COMPACT_DAILY_DAYS = 140  # outputsize=compact returns 100 trading days, about 140 calendar days
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    asset_class: str
+    symbol: str
+    exchange: str = ""
+    base: str | None = None
+    quote: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.exchange}:{self.symbol}" if self.exchange else self.symbol
+
+
+@dataclass
+class Series:
+    """What a task fetched: the instrument, its bars, and a note for the report."""
+
+    instrument: InstrumentSpec
+    interval: lib.Interval
+    bars: Sequence[lib.Bar]
+    note: str = ""
+
+
+@dataclass
+class Task:
+    label: str
+    source: str
+    fetch: Callable[[], Series]
+
+
+@dataclass
+class Outcome:
+    label: str
+    status: str  # "ok", "failed" or "skipped"
+    rows: int = 0
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome.status == "ok" for outcome in self.outcomes)
+
+    @property
+    def rows(self) -> int:
+        return sum(outcome.rows for outcome in self.outcomes)
+
+    def render(self) -> str:
+        width = max([len(o.label) for o in self.outcomes] + [6])
+        lines = [f"{'symbol':<{width}}  {'status':<7}  {'rows':>6}  detail"]
+        for o in self.outcomes:
+            lines.append(f"{o.label:<{width}}  {o.status:<7}  {o.rows:>6}  {o.detail}".rstrip())
+        counts = {status: sum(o.status == status for o in self.outcomes) for status in ("ok", "failed", "skipped")}
+        lines.append(f"{len(self.outcomes)} instruments: {counts['ok']} ok, {counts['failed']} failed, "
+                     f"{counts['skipped']} skipped; {self.rows} rows stored")
+        return "\n".join(lines)
+
+
+def store_series(series: Series) -> int:
+    """Write one instrument's bars in one transaction and make them visible to every reader."""
+    session = db.session
+    spec = series.instrument
+    try:
+        instrument = storage.get_or_create_instrument(
+            session, spec.asset_class, spec.symbol, exchange=spec.exchange, base=spec.base, quote=spec.quote,
+            name=spec.name)
+        rows = storage.upsert_bars(session, storage.bar_rows(instrument.id, series.interval, series.bars))
+        generation = storage.bump_generation(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    caching.publish_generation(generation)
+    return rows
+
+
+def run(tasks: Iterable[Task], *, progress: Callable[[str], None] = lambda line: None) -> Report:
+    """Run every task, each in isolation, and report what happened to each."""
+    tasks = list(tasks)
+    report = Report()
+    spent_sources: set[str] = set()
+    for number, task in enumerate(tasks, 1):
+        started = time.monotonic()
+        if task.source in spent_sources:
+            outcome = Outcome(task.label, "skipped", detail=f"not fetched: the {task.source} daily quota is spent")
+        else:
+            outcome = _run_one(task, spent_sources)
+        outcome.seconds = time.monotonic() - started
+        report.outcomes.append(outcome)
+        log.info("ingest %s: %s, %d rows in %.2fs %s", outcome.label, outcome.status, outcome.rows,
+                 outcome.seconds, outcome.detail,
+                 extra={"symbol": outcome.label, "status": outcome.status, "rows": outcome.rows,
+                        "duration_s": round(outcome.seconds, 3)})
+        progress(f"[{number}/{len(tasks)}] {outcome.label}: {outcome.status}, {outcome.rows} rows"
+                 + (f" ({outcome.detail})" if outcome.detail else ""))
+    return report
+
+
+def _run_one(task: Task, spent_sources: set[str]) -> Outcome:
+    try:
+        series = task.fetch()
+        if not series.bars and not series.note:
+            return Outcome(task.label, "failed", detail="the upstream returned no bars")
+        rows = store_series(series) if series.bars else 0
+        return Outcome(task.label, "ok", rows, series.note)
+    except lib.QuotaExhaustedError as exc:
+        spent_sources.add(task.source)
+        return Outcome(task.label, "failed", detail=str(exc))
+    except lib.MarketDataError as exc:
+        return Outcome(task.label, "failed", detail=f"{type(exc).__name__}: {exc}")
+    except SQLAlchemyError as exc:
+        log.exception("database error while storing %s", task.label)
+        return Outcome(task.label, "failed", detail=f"database error: {type(exc).__name__}")
+
+
+# -- AlphaVantage -----------------------------------------------------------------------------------
+
+def alphavantage_tasks(client: lib.AlphaVantageClient, symbols: Sequence[str], *, interval: lib.Interval,
+                       days: int, now: dt.datetime | None = None) -> list[Task]:
+    """One task per symbol: the bars of the last `days` days (daily or intraday)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    cutoff = now - dt.timedelta(days=days)
+    if interval is lib.Interval.DAY:
+        cutoff = lib.bars.day_start(cutoff.date())
+    return [Task(symbol, "alphavantage", _alphavantage_fetch(client, symbol, interval, days, cutoff))
+            for symbol in symbols]
+
+
+def _alphavantage_fetch(client: lib.AlphaVantageClient, symbol: str, interval: lib.Interval, days: int,
+                        cutoff: dt.datetime) -> Callable[[], Series]:
+    def fetch() -> Series:
+        if interval is lib.Interval.DAY:
+            full = days > COMPACT_DAILY_DAYS
+            get = lambda size: client.daily(symbol, outputsize=size)  # noqa: E731
+        else:
+            full = days * 16 * 3600 / interval.seconds > lib.alphavantage.COMPACT_POINTS
+            get = lambda size: client.intraday(symbol, interval, outputsize=size)  # noqa: E731
+        note = ""
+        try:
+            bars = get("full" if full else "compact")
+        except lib.errors.PremiumRequiredError:
+            if not full:
+                raise
+            bars = get("compact")
+            note = "only the latest 100 points: the full history is a premium feature for this key"
+        if not bars:
+            raise lib.errors.NotFoundError(f"no bars for {symbol}", source="alphavantage", symbol=symbol)
+        recent = [bar for bar in bars if bar.timestamp >= cutoff]
+        if not recent:
+            note = note or f"no bars in the last {days} days (latest {bars[-1].timestamp:%Y-%m-%d %H:%M} UTC)"
+        return Series(InstrumentSpec(STOCK, symbol.upper()), interval, recent, note)
+    return fetch

@@ -1,0 +1,67 @@
+"""The storage model: instruments and their OHLCV bars, plus the service's own bookkeeping.
+
+Every series, stock or crypto, daily or minute, lives in `bars`, keyed by (instrument, interval,
+timestamp). That key is the primary key, so on InnoDB the rows of one series are stored together and a
+range query over one series reads only that series, however large the table grows. Timestamps are UTC
+without a zone attached (MySQL DATETIME has none); daily bars sit at midnight of their trading date.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, Float, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from financial.extensions import db
+
+STOCK = "stock"
+CRYPTO = "crypto"
+Double = Float(precision=53)  # DOUBLE on MySQL, REAL on SQLite
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Instrument(db.Model):
+    """A stock symbol (exchange ''), a crypto market (exchange + pair) or a coin of a historical dataset."""
+
+    __tablename__ = "instruments"
+    __table_args__ = (UniqueConstraint("asset_class", "exchange", "symbol"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_class: Mapped[str] = mapped_column(String(16))
+    exchange: Mapped[str] = mapped_column(String(32), default="")
+    symbol: Mapped[str] = mapped_column(String(32))
+    base: Mapped[str | None] = mapped_column(String(16))
+    quote: Mapped[str | None] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Bar(db.Model):
+    """One OHLCV candle of one instrument at one interval."""
+
+    __tablename__ = "bars"
+    __table_args__ = (Index("ix_bars_interval_ts", "interval", "ts"), {"sqlite_with_rowid": False})
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    interval: Mapped[str] = mapped_column(String(8), primary_key=True)
+    ts: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    open: Mapped[float] = mapped_column(Double)
+    high: Mapped[float] = mapped_column(Double)
+    low: Mapped[float] = mapped_column(Double)
+    close: Mapped[float] = mapped_column(Double)
+    volume: Mapped[float] = mapped_column(Double)
+    adjusted_close: Mapped[float | None] = mapped_column(Double)
+    market_cap: Mapped[float | None] = mapped_column(Double)
+
+
+class ServiceState(db.Model):
+    """Small named values shared by every process, such as the data generation that tags cache entries."""
+
+    __tablename__ = "service_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)

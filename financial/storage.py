@@ -1,0 +1,179 @@
+"""Data access: upserts and queries over instruments and bars, in SQL, for SQLite and MySQL alike.
+
+Functions take the session (or connection) as their first argument and never commit: the caller owns
+the transaction, so an ingest can write a whole symbol, bump the data generation and commit once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.orm import Session
+
+import lib
+from financial.models import STOCK, Bar, Instrument, ServiceState, utcnow
+
+UPSERT_BATCH = 5000
+GENERATION = "data_generation"
+DAILY = lib.Interval.DAY.value
+
+
+def _insert(session: Session, table: sa.Table):
+    """The dialect's own INSERT construct, which knows its native upsert syntax."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect in ("mysql", "mariadb"):
+        return mysql.insert(table)
+    raise NotImplementedError(f"no upsert for the {dialect} dialect")
+
+
+def _upsert(session: Session, table: sa.Table, keys: Sequence[str], update: dict) -> sa.Insert:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE / ON DUPLICATE KEY UPDATE, with `update` given as
+    callables of (new row, current row) so one definition serves both dialects."""
+    stmt = _insert(session, table)
+    if isinstance(stmt, sqlite.Insert):
+        values = {col: fn(stmt.excluded, table.c) for col, fn in update.items()}
+        return stmt.on_conflict_do_update(index_elements=list(keys), set_=values)
+    values = {col: fn(stmt.inserted, table.c) for col, fn in update.items()}
+    return stmt.on_duplicate_key_update(**values)
+
+
+# -- instruments ------------------------------------------------------------------------------------
+
+def get_or_create_instrument(session: Session, asset_class: str, symbol: str, *, exchange: str = "",
+                             base: str | None = None, quote: str | None = None,
+                             name: str | None = None) -> Instrument:
+    """The instrument with this identity, created if missing; safe when two processes race to create it.
+
+    Descriptive fields (base, quote, name) are filled in when given and still empty.
+    """
+    instrument = find_instrument(session, asset_class, symbol, exchange=exchange)
+    if instrument is None:
+        table = Instrument.__table__
+        stmt = _insert(session, table).values(asset_class=asset_class, exchange=exchange, symbol=symbol,
+                                              base=base, quote=quote, name=name, created_at=utcnow())
+        stmt = stmt.on_conflict_do_nothing() if isinstance(stmt, sqlite.Insert) else stmt.prefix_with("IGNORE")
+        session.execute(stmt)
+        instrument = find_instrument(session, asset_class, symbol, exchange=exchange)
+    for attribute, value in (("base", base), ("quote", quote), ("name", name)):
+        if value and not getattr(instrument, attribute):
+            setattr(instrument, attribute, value)
+    session.flush()
+    return instrument
+
+
+def find_instrument(session: Session, asset_class: str, symbol: str, *, exchange: str = "") -> Instrument | None:
+    return session.scalar(sa.select(Instrument).where(
+        Instrument.asset_class == asset_class, Instrument.exchange == exchange, Instrument.symbol == symbol))
+
+
+# -- bars -------------------------------------------------------------------------------------------
+
+def _coalesce_new(new, current, column: str):
+    # A source that lacks an optional figure must not erase the one another source stored.
+    return sa.func.coalesce(getattr(new, column), getattr(current, column))
+
+
+_BAR_UPDATE = {
+    **{col: (lambda new, cur, col=col: getattr(new, col)) for col in ("open", "high", "low", "close", "volume")},
+    **{col: (lambda new, cur, col=col: _coalesce_new(new, cur, col)) for col in ("adjusted_close", "market_cap")},
+}
+
+
+def bar_rows(instrument_id: int, interval: lib.Interval | str, bars: Iterable[lib.Bar]) -> list[dict]:
+    """Rows for `upsert_bars`: timestamps converted to naive UTC, the storage convention."""
+    interval = str(interval)
+    return [
+        {"instrument_id": instrument_id, "interval": interval,
+         "ts": bar.timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None),
+         "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume,
+         "adjusted_close": bar.adjusted_close, "market_cap": bar.market_cap}
+        for bar in bars
+    ]
+
+
+def upsert_bars(session: Session, rows: Sequence[dict], *, batch_size: int = UPSERT_BATCH) -> int:
+    """Insert or update bar rows (see `bar_rows`) by their (instrument, interval, ts) key; returns the count."""
+    if not rows:
+        return 0
+    stmt = _upsert(session, Bar.__table__, ("instrument_id", "interval", "ts"), _BAR_UPDATE)
+    for start in range(0, len(rows), batch_size):
+        session.execute(stmt, list(rows[start:start + batch_size]))
+    return len(rows)
+
+
+def latest_bar_time(session: Session, instrument_id: int, interval: lib.Interval | str) -> dt.datetime | None:
+    return session.scalar(sa.select(sa.func.max(Bar.ts)).where(
+        Bar.instrument_id == instrument_id, Bar.interval == str(interval)))
+
+
+# -- system A queries -------------------------------------------------------------------------------
+
+def _day_range(start: dt.date | None, end: dt.date | None) -> list:
+    """Conditions on Bar.ts for the inclusive date range [start, end], written so the index is used."""
+    conditions = []
+    if start is not None:
+        conditions.append(Bar.ts >= dt.datetime.combine(start, dt.time()))
+    if end is not None:
+        conditions.append(Bar.ts < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+    return conditions
+
+
+def _daily_stock_bars(symbol: str | None, start: dt.date | None, end: dt.date | None) -> list:
+    conditions = [Instrument.asset_class == STOCK, Bar.interval == DAILY, *_day_range(start, end)]
+    if symbol is not None:
+        conditions.append(Instrument.symbol == symbol)
+    return conditions
+
+
+def daily_stock_records(session: Session, *, symbol: str | None, start: dt.date | None, end: dt.date | None,
+                        limit: int, offset: int) -> list[sa.Row]:
+    """Rows (symbol, ts, open, close, volume) of daily stock bars, by date then symbol."""
+    query = (sa.select(Instrument.symbol, Bar.ts, Bar.open, Bar.close, Bar.volume)
+             .join(Instrument, Instrument.id == Bar.instrument_id)
+             .where(*_daily_stock_bars(symbol, start, end))
+             .order_by(Bar.ts, Instrument.symbol)
+             .limit(limit).offset(offset))
+    return list(session.execute(query))
+
+
+def count_daily_stock_records(session: Session, *, symbol: str | None, start: dt.date | None,
+                              end: dt.date | None) -> int:
+    query = (sa.select(sa.func.count())
+             .select_from(Bar).join(Instrument, Instrument.id == Bar.instrument_id)
+             .where(*_daily_stock_bars(symbol, start, end)))
+    return session.scalar(query) or 0
+
+
+def daily_stock_averages(session: Session, *, symbol: str, start: dt.date, end: dt.date) -> sa.Row:
+    """(points, mean open, mean close, mean volume) of one stock's daily bars in [start, end]."""
+    query = (sa.select(sa.func.count().label("points"),
+                       sa.func.avg(Bar.open).label("open"),
+                       sa.func.avg(Bar.close).label("close"),
+                       sa.func.avg(Bar.volume).label("volume"))
+             .select_from(Bar).join(Instrument, Instrument.id == Bar.instrument_id)
+             .where(*_daily_stock_bars(symbol, start, end)))
+    return session.execute(query).one()
+
+
+# -- the data generation ----------------------------------------------------------------------------
+
+def read_generation(session: Session) -> str | None:
+    return session.scalar(sa.select(ServiceState.value).where(ServiceState.name == GENERATION))
+
+
+def bump_generation(session: Session) -> str:
+    """Give the stored data a new generation; cache entries tagged with an older one stop being served.
+
+    Called inside the transaction that changes the data, so the new generation and the new data become
+    visible together.
+    """
+    generation = uuid.uuid4().hex
+    stmt = _upsert(session, ServiceState.__table__, ("name",),
+                   {"value": lambda new, cur: new.value, "updated_at": lambda new, cur: new.updated_at})
+    session.execute(stmt, [{"name": GENERATION, "value": generation, "updated_at": utcnow()}])
+    return generation

@@ -1,0 +1,91 @@
+"""The error tree of the market-data clients.
+
+Callers decide what to do from the class alone:
+
+    MarketDataError
+    ├── RetryableError            try again later; the clients already retried with backoff
+    │   ├── NetworkError          connection refused or reset, DNS failure
+    │   │   └── RequestTimeout    no answer within the timeout
+    │   ├── ServerError           HTTP 5xx, or a body that is not JSON (HTML error pages)
+    │   └── RateLimitedError      the upstream asked us to slow down (has `retry_after`)
+    └── PermanentError            retrying the same call cannot help
+        ├── ConfigurationError    no API key, bad base URL
+        ├── AuthenticationError   the upstream rejected the API key
+        ├── NotFoundError         unknown symbol or market
+        ├── PremiumRequiredError  the endpoint or a parameter needs a paid plan
+        ├── QuotaExhaustedError   the daily quota is spent: stop calling until it resets
+        ├── BadRequestError       the upstream rejected the request's parameters
+        └── MalformedPayloadError JSON that does not have the documented shape
+"""
+from __future__ import annotations
+
+
+class MarketDataError(Exception):
+    """Base of every error raised by `lib`. `source` names the upstream, `symbol` the instrument."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, source: str = "", symbol: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.symbol = symbol
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RetryableError(MarketDataError):
+    retryable = True
+
+
+class NetworkError(RetryableError):
+    pass
+
+
+class RequestTimeout(NetworkError):
+    pass
+
+
+class ServerError(RetryableError):
+    def __init__(self, message: str, *, status: int | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
+
+
+class RateLimitedError(RetryableError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class PermanentError(MarketDataError):
+    pass
+
+
+class ConfigurationError(PermanentError):
+    pass
+
+
+class AuthenticationError(PermanentError):
+    pass
+
+
+class NotFoundError(PermanentError):
+    pass
+
+
+class PremiumRequiredError(PermanentError):
+    pass
+
+
+class QuotaExhaustedError(PermanentError):
+    pass
+
+
+class BadRequestError(PermanentError):
+    pass
+
+
+class MalformedPayloadError(PermanentError):
+    pass

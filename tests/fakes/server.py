@@ -1,0 +1,66 @@
+"""Run a WSGI app on 127.0.0.1 in a background thread, for tests that talk real HTTP to a fake upstream.
+
+    with FakeServer(FakeAlphaVantage()) as server:
+        client = AlphaVantageClient(api_key="test-key", base_url=server.url)
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+POLL_INTERVAL = 0.02  # how often serve_forever checks for stop(); bounds how long stop() takes
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Keeps test output clean: no access log line per request, no noise for dropped connections."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class FakeServer:
+    """A threaded werkzeug server for `app` on a free port of 127.0.0.1; usable as a context manager."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeServer is not running; call start() first")
+        return f"http://{self.host}:{self._server.port}"
+
+    def start(self) -> "FakeServer":
+        if self._server is not None:
+            return self
+        server = make_server(self.host, self.port, self.app, threaded=True, request_handler=_QuietHandler)
+        # Handler threads are daemons (ThreadedWSGIServer), so a request still sleeping in a "slow"
+        # scenario never holds up stop() or interpreter exit.
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_INTERVAL},
+                                  name=f"FakeServer:{server.port}", daemon=True)
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._server = self._thread = None
+        server.shutdown()  # returns once serve_forever has left its loop (within POLL_INTERVAL)
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeServer":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
