@@ -1,17 +1,19 @@
 """The WSGI entry point: `app` for gunicorn (`gunicorn app:app`), `python app.py` for a local server.
 
 The database is migrated to the latest schema on start. Configuration comes from the environment and
-`.env` (see .env.example); an invalid value stops start-up with one line naming the variable.
+`.env` (see .env.example); an invalid value stops start-up with one line naming the variable (exit 2),
+an unreachable database with one line naming DATABASE_URL (exit 1).
 """
 import sys
 
-from financial import ConfigError, Settings, create_app
+from financial import Settings, StartupError, create_app
 
 try:
     settings = Settings.from_env()
     app = create_app(settings)
-except ConfigError as error:
-    sys.exit(f"configuration error: {error}")
+except StartupError as error:
+    print(f"{error.prefix}: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
 
 __all__ = ["app", "create_app"]
 

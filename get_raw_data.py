@@ -7,7 +7,8 @@
     python get_raw_data.py --every 60 [other options]      # scheduler mode: repeat, never overlap itself
 
 Progress goes to stderr, the per-symbol summary to stdout. Exit status: 0 when every symbol was stored,
-1 when any failed, 2 for bad usage or configuration (with a one-line message, no traceback).
+1 when any failed or the database cannot be opened, 2 for bad usage or configuration (each with a
+one-line message, no traceback).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import time
 from typing import Sequence
 
 import lib
-from financial import ConfigError, Settings, create_app, demo, ingest
+from financial import Settings, StartupError, create_app, demo, ingest
 from financial.extensions import db
 from financial.locks import LockBusy, exclusive
 
@@ -59,6 +60,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--every must be at least 1 second, got {args.every:g}")
     if args.max_runs is not None and (args.every is None or args.max_runs < 1):
         parser.error("--max-runs needs --every and a positive count")
+    if not args.demo:
+        try:  # bad usage is reported before anything touches the database
+            symbols_of(args.symbols)
+        except UsageError as exc:
+            parser.error(str(exc))
     return args
 
 
@@ -128,9 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         app = create_app(settings, process="ingest")
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    except StartupError as exc:
+        print(f"{exc.prefix}: {exc}", file=sys.stderr)
+        return exc.exit_code
     try:
         with app.app_context():
             if args.every:

@@ -2,25 +2,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
+import weakref
 
 import click
 import sqlalchemy as sa
 from flask import Flask, g, request
+from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 
-from financial.config import ROOT, ConfigError, Settings
+from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
+from financial import caching
 from financial.extensions import cache, db, migrate
 
 log = logging.getLogger("financial.requests")
 
-__all__ = ["ConfigError", "Settings", "create_app"]
+__all__ = ["ConfigError", "DatabaseUnavailable", "Settings", "StartupError", "create_app"]
 
 
 def create_app(settings: Settings | None = None, *, process: str = "app") -> Flask:
     """Build the application. Settings default to the environment (and `.env`); invalid ones raise
-    `ConfigError`. The database is brought to the latest schema unless `settings.auto_migrate` is off."""
+    `ConfigError`. The database is brought to the latest schema unless `settings.auto_migrate` is off;
+    a database that cannot be opened for that raises `DatabaseUnavailable`."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     register_config(app, settings)
@@ -32,7 +37,12 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     register_commands(app)
     if settings.auto_migrate:
         from financial.schema import upgrade_database
-        upgrade_database(app)
+        try:
+            upgrade_database(app)
+        except sa.exc.OperationalError as exc:  # unreachable server, missing directory, bad credentials
+            reason = str(exc.orig or exc).splitlines()[0]
+            url = sa.engine.make_url(settings.database_url).render_as_string(hide_password=True)
+            raise DatabaseUnavailable(f"cannot open the database of DATABASE_URL ({url}): {reason}") from None
     return app
 
 
@@ -45,7 +55,7 @@ def register_config(app: Flask, settings: Settings) -> None:
         CACHE_DEFAULT_TIMEOUT=settings.cache_timeout,
         CACHE_KEY_PREFIX=settings.cache_key_prefix,
         RESTX_MASK_SWAGGER=False,
-        ERROR_404_HELP=False,
+        RESTX_ERROR_404_HELP=False,
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=64 * 1024,
     )
@@ -71,10 +81,26 @@ def register_logging(app: Flask, settings: Settings, process: str) -> None:
 def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     cache.init_app(app)
+    caching.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     if settings.is_sqlite:
         with app.app_context():
             sa.event.listen(db.engine, "connect", _tune_sqlite)
+    _forget_connections_after_fork(app)
+
+
+def _forget_connections_after_fork(app: Flask) -> None:
+    """A forked worker (gunicorn with preload) must open its own connections, not share the parent's."""
+    app_ref = weakref.ref(app)
+
+    def reset() -> None:
+        forked = app_ref()
+        if forked is not None:
+            with forked.app_context():
+                for engine in db.engines.values():
+                    engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=reset)
 
 
 def _tune_sqlite(connection, _record) -> None:
@@ -87,7 +113,18 @@ def _tune_sqlite(connection, _record) -> None:
     cursor.close()
 
 
+class _NoSessions(SessionInterface):
+    """The API is stateless (bearer tokens); skipping Flask's signed-cookie session saves work per request."""
+
+    def open_session(self, app: Flask, request):
+        return None
+
+    def save_session(self, app: Flask, session, response) -> None:
+        return None
+
+
 def register_api(app: Flask) -> None:
+    app.session_interface = _NoSessions()
     from financial.api import create_api
     app.extensions["restx_api"] = create_api(app)
 

@@ -19,6 +19,9 @@ an outage slows the service down without breaking it.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
+import threading
 import time
 from typing import Any, Callable, TypeVar
 
@@ -39,13 +42,6 @@ except ImportError:  # pragma: no cover - redis is a runtime dependency
     RedisError = OSError
 
 
-class _State:
-    down_until = 0.0
-
-
-_state = _State()
-
-
 def _shared() -> bool:
     return current_app.config.get("CACHE_TYPE") == "RedisCache"
 
@@ -55,18 +51,65 @@ def _backend():
 
 
 def _available() -> bool:
-    return time.monotonic() >= _state.down_until
+    return time.monotonic() >= current_app.extensions["cache_down_until"]
 
 
 def _mark_down(error: Exception) -> None:
     if _available():
         log.warning("cache unavailable, serving from the database for %.0fs: %s", BACKOFF, error)
-    _state.down_until = time.monotonic() + BACKOFF
+    current_app.extensions["cache_down_until"] = time.monotonic() + BACKOFF
 
 
 def _database_generation() -> str:
-    generation = storage.read_generation(db.session)
-    return generation or "initial"
+    with db.engine.connect() as connection:
+        return storage.read_generation(connection) or "initial"
+
+
+class SqliteGenerationWatch:
+    """The database's generation, re-read only when SQLite says another connection has committed.
+
+    `PRAGMA data_version` changes exactly when another connection (in any process) commits, and costs
+    a few microseconds on an open connection, so a lookup in the in-process cache usually touches no
+    table at all. One read-only connection per thread, reopened after a fork.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def current(self) -> str:
+        state = self._local.__dict__
+        try:
+            if state.get("pid") != os.getpid():
+                state.clear()
+                state.update(pid=os.getpid(), connection=sqlite3.connect(self.path, timeout=30))
+            connection = state["connection"]
+            # fetchall() finishes each statement, so no read transaction (and no old snapshot) lingers.
+            version = connection.execute("PRAGMA data_version").fetchall()[0][0]
+            if version != state.get("version"):
+                rows = connection.execute("SELECT value FROM service_state WHERE name = ?",
+                                          (storage.GENERATION,)).fetchall()
+                state.update(version=version, generation=rows[0][0] if rows else "initial")
+            return state["generation"]
+        except sqlite3.Error:
+            state.clear()
+            return _database_generation()  # raises the SQLAlchemy error the API turns into a 503
+
+
+def _local_generation() -> str:
+    watch = current_app.extensions.get("generation_watch")
+    return watch.current() if watch else _database_generation()
+
+
+def init_app(app) -> None:
+    """Set up the per-app state: the outage backoff, and the cheap change detector when the cache is
+    per-process and the database is an SQLite file."""
+    app.extensions["cache_down_until"] = 0.0
+    with app.app_context():
+        url = db.engine.url
+    if app.config.get("CACHE_TYPE") != "RedisCache" and url.get_backend_name() == "sqlite" and url.database \
+            and url.database != ":memory:":
+        app.extensions["generation_watch"] = SqliteGenerationWatch(url.database)
 
 
 def get_or_compute(key: str, compute: Callable[[], T], timeout: int | None = None) -> T:
@@ -80,7 +123,7 @@ def get_or_compute(key: str, compute: Callable[[], T], timeout: int | None = Non
             if generation is None:
                 generation = _adopt_database_generation(backend)
         else:
-            generation, entry = _database_generation(), backend.get(key)
+            generation, entry = _local_generation(), backend.get(key)
     except (RedisError, OSError) as exc:
         _mark_down(exc)
         return compute()

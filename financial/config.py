@@ -6,6 +6,7 @@ the offending variable; the entry points print that line and exit non-zero.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -19,8 +20,22 @@ DATA_DIR = ROOT / "data"
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'market.db'}"
 
 
-class ConfigError(Exception):
+class StartupError(Exception):
+    """The process cannot start; entry points print `prefix: message` on one line and exit `exit_code`."""
+
+    prefix = "error"
+    exit_code = 1
+
+
+class ConfigError(StartupError):
     """Invalid configuration; the message names the variable."""
+
+    prefix = "configuration error"
+    exit_code = 2
+
+
+class DatabaseUnavailable(StartupError):
+    """The database of DATABASE_URL cannot be opened at start-up."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +118,8 @@ def _number(kind: type, low: float, high: float | None = None) -> Callable[[str,
             number = kind(value)
         except ValueError:
             raise ConfigError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+        if not math.isfinite(number):  # float() accepts "nan" and "inf", which pass every comparison below
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
         if number < low or (high is not None and number > high):
             bound = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise ConfigError(f"{name} must be {bound}, got {value!r}")

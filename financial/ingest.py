@@ -144,6 +144,10 @@ def _run_one(task: Task, spent_sources: set[str]) -> Outcome:
     except SQLAlchemyError as exc:
         log.exception("database error while storing %s", task.label)
         return Outcome(task.label, "failed", detail=f"database error: {type(exc).__name__}")
+    except Exception as exc:  # a bug in one source or parser must not stop the other instruments
+        log.exception("unexpected error while ingesting %s", task.label)
+        # Only the type: an unexpected error's text may quote a URL, and with it an API key.
+        return Outcome(task.label, "failed", detail=f"unexpected error: {type(exc).__name__} (see the log)")
 
 
 # -- AlphaVantage -----------------------------------------------------------------------------------

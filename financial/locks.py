@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 from typing import Iterator
 
 import sqlalchemy as sa
@@ -20,15 +21,29 @@ def exclusive(engine: sa.Engine, name: str, *, wait_seconds: float = 0) -> Itera
         with _file_lock(engine, name, wait_seconds):
             yield
         return
+    server_name = mysql_lock_name(engine.url.database, name)
     with engine.connect() as connection:
         got = connection.scalar(sa.text("SELECT GET_LOCK(:name, :wait)"),
-                                {"name": f"market_data:{name}"[:64], "wait": wait_seconds})
+                                {"name": server_name, "wait": wait_seconds})
         if got != 1:
             raise LockBusy(f"lock {name!r} is held by another process")
         try:
             yield
         finally:
-            connection.scalar(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": f"market_data:{name}"[:64]})
+            connection.scalar(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": server_name})
+
+
+def mysql_lock_name(database: str | None, name: str) -> str:
+    """The server-wide name of the lock `name` of `database`.
+
+    MySQL's named locks belong to the whole server, not to a database: without the database in the name,
+    two deployments (or test sessions) sharing a server would block each other's scheduler. Names are
+    limited to 64 characters, so long ones are shortened with a digest that keeps them distinct.
+    """
+    full = f"market_data:{database or ''}:{name}"
+    if len(full) <= 64:
+        return full
+    return f"{full[:47]}:{hashlib.sha1(full.encode()).hexdigest()[:16]}"
 
 
 @contextlib.contextmanager

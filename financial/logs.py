@@ -63,8 +63,9 @@ def configure_logging(settings: Settings, *, process: str = "app") -> None:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(logging.Formatter(_TEXT_FORMAT, "%H:%M:%S"))
         if process == "ingest" and settings.log_level != "DEBUG":
-            # The command prints its own progress lines; the console only needs warnings on top.
-            stream.setLevel(logging.WARNING)
+            # The command prints its own progress lines; the console only needs warnings on top. A filter,
+            # not a handler level: Flask adds a handler of its own when it sees none for its level.
+            stream.addFilter(lambda record: record.levelno >= logging.WARNING)
         handlers.append(stream)
         if settings.log_dir:
             try:

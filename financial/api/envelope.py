@@ -14,12 +14,16 @@ import logging
 import math
 from typing import Any, Callable
 
+from urllib.parse import urlencode
+
 from flask import current_app, request
 from flask_restx import Model, Namespace, fields
+from marshmallow import Schema
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from financial import caching, errors
+from financial.api import params
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +113,14 @@ def json_response(body: bytes | dict, status: int = 200, headers: dict | None = 
     return current_app.response_class(body, status=status, mimetype="application/json", headers=headers)
 
 
-def cached_json(key: str, build: Callable[[], dict]):
-    """The JSON response of `build()`, from the cache while the data has not changed."""
-    return json_response(caching.get_or_compute(key, lambda: dumps(build())))
+def cached_query(name: str, query_schema: Schema, build: Callable[[dict], dict]):
+    """The JSON response of `build(parsed query)`, cached per query string while the data has not changed.
+
+    The lookup uses the raw query string, before any parsing: only valid queries are ever stored (an
+    invalid one raises before reaching the cache), so a hit can skip validation altogether.
+    """
+    key = caching.cache_key(name, urlencode(sorted(request.args.items(multi=True))))
+    return json_response(caching.get_or_compute(key, lambda: dumps(build(params.parse_query(query_schema)))))
 
 
 # -- errors -----------------------------------------------------------------------------------------

@@ -4,8 +4,7 @@ from __future__ import annotations
 from flask_restx import Resource, fields
 
 from financial.api import params
-from financial.api.envelope import cached_json, envelope, envelope_model, namespace, paginated, responds
-from financial.caching import cache_key
+from financial.api.envelope import cached_query, envelope, envelope_model, namespace, paginated, responds
 from financial.errors import BadRequest
 from financial.services import stocks
 
@@ -59,10 +58,12 @@ class FinancialData(Resource):
     @responds(ns, 400)
     def get(self):
         """Daily open, close and volume of stocks, filtered and paginated."""
-        args = _checked(params.parse_query(FINANCIAL_DATA_ARGS))
-        key = cache_key("financial_data", args.get("symbol"), args.get("start_date"), args.get("end_date"),
-                        args["limit"], args["page"])
-        return cached_json(key, lambda: paginated(*stocks.financial_data(**args), args["page"], args["limit"]))
+        return cached_query("financial_data", FINANCIAL_DATA_ARGS, self.build)
+
+    @staticmethod
+    def build(args: dict) -> dict:
+        args = _checked(args)
+        return paginated(*stocks.financial_data(**args), args["page"], args["limit"])
 
 
 @ns.route("/statistics")
@@ -72,6 +73,4 @@ class Statistics(Resource):
     @responds(ns, 400, 404)
     def get(self):
         """Average daily open, close and volume of one stock over a date range."""
-        args = _checked(params.parse_query(STATISTICS_ARGS))
-        key = cache_key("statistics", args["symbol"], args["start_date"], args["end_date"])
-        return cached_json(key, lambda: envelope(stocks.statistics(**args)))
+        return cached_query("statistics", STATISTICS_ARGS, lambda args: envelope(stocks.statistics(**_checked(args))))

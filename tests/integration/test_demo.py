@@ -1,0 +1,119 @@
+"""`get_raw_data.py --demo`: the bundled IBM and AAPL daily bars, re-dated to end on the last weekday before
+today, loaded offline and idempotently, with the fixture files' prices."""
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from financial import demo, ingest
+from financial.extensions import db
+from tests.conftest import base_settings, env_for
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "data" / "fixtures" / "alphavantage"
+SYMBOLS = ("AAPL", "IBM")
+BARS_PER_SYMBOL = 262
+
+
+def fixture_rows(symbol):
+    """The fixture file's rows, newest first, as (date, open, high, low, close, volume), parsed here."""
+    payload = json.loads((FIXTURES / f"TIME_SERIES_DAILY_{symbol}.json").read_text())
+    series = payload["Time Series (Daily)"]
+    fields = ("1. open", "2. high", "3. low", "4. close", "5. volume")
+    rows = [(dt.date.fromisoformat(day), *(float(values[k]) for k in fields)) for day, values in series.items()]
+    return sorted(rows, reverse=True)
+
+
+def weekdays_before(today, count):
+    """The `count` weekdays strictly before `today`, newest first."""
+    days, day = [], today
+    while len(days) < count:
+        day -= dt.timedelta(days=1)
+        if day.weekday() < 5:
+            days.append(day)
+    return days
+
+
+def stored_rows(url, symbol):
+    """Stored daily bars of a stock, newest first, as (date, open, high, low, close, volume)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text(
+                "SELECT b.ts, b.open, b.high, b.low, b.close, b.volume FROM bars b "
+                "JOIN instruments i ON i.id = b.instrument_id "
+                "WHERE i.symbol = :symbol AND i.asset_class = 'stock' AND b.interval = '1day' ORDER BY b.ts DESC"),
+                {"symbol": symbol}).all()
+    finally:
+        engine.dispose()
+    return [(_as_datetime(ts).date(), *map(float, values)) for ts, *values in rows]
+
+
+def _as_datetime(value):
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+
+
+def expected_rows(symbol, today):
+    """The fixture's prices, newest first, on the weekdays that end on the last weekday before `today`."""
+    rows = fixture_rows(symbol)
+    return [(day, *values[1:]) for day, values in zip(weekdays_before(today, len(rows)), rows)]
+
+
+def test_fixture_files_are_consecutive_weekdays():
+    for symbol in SYMBOLS:
+        dates = [row[0] for row in fixture_rows(symbol)]
+        assert len(dates) == BARS_PER_SYMBOL
+        assert dates == weekdays_before(dates[0] + dt.timedelta(days=1), BARS_PER_SYMBOL)
+
+
+def test_demo_command_loads_the_sample_offline(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    env = env_for(base_settings(database_url=url))
+    for name in [name for name in env if name.startswith(("ALPHAVANTAGE_", "REDIS_", "CRYPTOWATCH_"))]:
+        del env[name]
+    env.update(HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")  # any fetch would fail
+    today = dt.datetime.now(dt.timezone.utc).date()
+    result = subprocess.run([sys.executable, str(ROOT / "get_raw_data.py"), "--demo"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["symbol", "status", "rows", "detail"]
+    assert sorted(line.split() for line in lines[1:3]) == [["AAPL", "ok", "262"], ["IBM", "ok", "262"]]
+    assert lines[3] == "2 instruments: 2 ok, 0 failed, 0 skipped; 524 rows stored"
+    assert "Traceback" not in result.stderr
+    for symbol in SYMBOLS:
+        assert stored_rows(url, symbol) == expected_rows(symbol, today)
+    newest = stored_rows(url, "IBM")[0][0]
+    assert newest == weekdays_before(today, 1)[0] and newest < today
+    assert {row[0].weekday() for symbol in SYMBOLS for row in stored_rows(url, symbol)} <= {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize("offset", range(7))
+def test_newest_demo_bar_is_the_last_weekday_before_today(offset):
+    today = dt.date(2030, 1, 7) + dt.timedelta(days=offset)  # Monday 2030-01-07 .. Sunday 2030-01-13
+    last_weekday = {0: dt.date(2030, 1, 4), 1: dt.date(2030, 1, 7), 2: dt.date(2030, 1, 8), 3: dt.date(2030, 1, 9),
+                    4: dt.date(2030, 1, 10), 5: dt.date(2030, 1, 11), 6: dt.date(2030, 1, 11)}[today.weekday()]
+    series = {task.label: task.fetch() for task in demo.demo_tasks(today)}
+    assert sorted(series) == list(SYMBOLS)
+    for symbol, fetched in series.items():
+        bars = fetched.bars
+        assert bars[-1].date == last_weekday
+        assert all(bar.date.weekday() < 5 for bar in bars)
+        assert [(bar.date, bar.open, bar.high, bar.low, bar.close, bar.volume) for bar in reversed(bars)] == \
+            expected_rows(symbol, today)
+
+
+def test_demo_load_twice_keeps_one_row_per_day_on_both_stacks(app):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    with app.app_context():
+        first = ingest.run(demo.demo_tasks())
+        second = ingest.run(demo.demo_tasks())
+        url = db.engine.url.render_as_string(hide_password=False)
+    assert [(o.label, o.status, o.rows) for o in first.outcomes] == [("AAPL", "ok", 262), ("IBM", "ok", 262)]
+    assert second.ok and second.rows == 524
+    for symbol in SYMBOLS:
+        assert stored_rows(url, symbol) == expected_rows(symbol, today)

@@ -1,0 +1,189 @@
+"""Settings.from_env: every variable validated with a message naming it, `.env` under the environment."""
+import logging
+import logging.handlers
+
+import pytest
+
+from financial.config import DEFAULT_DATABASE_URL, ConfigError, Settings
+from financial.logs import configure_logging
+
+
+def settings_of(env_file=None, **environ):
+    return Settings.from_env(environ, env_file=env_file)
+
+
+# Each variable with a value it must refuse; text variables (keys, SECRET_KEY, SMTP_HOST...) take anything.
+INVALID = [
+    ("DATABASE_URL", "postgres://user@host/db"),
+    ("DATABASE_URL", "market.db"),
+    ("ALPHAVANTAGE_BASE_URL", "ftp://mirror.example"),
+    ("ALPHAVANTAGE_MIN_INTERVAL", "fast"),
+    ("ALPHAVANTAGE_MIN_INTERVAL", "-1"),
+    ("ALPHAVANTAGE_MIN_INTERVAL", "61"),
+    ("ALPHAVANTAGE_MIN_INTERVAL", "nan"),
+    ("CRYPTOWATCH_BASE_URL", "api.cryptowat.ch"),
+    ("CRYPTO_SOURCE", "kraken"),
+    ("REDIS_URL", "http://127.0.0.1:6379"),
+    ("APP_ENV", "staging"),
+    ("SMTP_PORT", "smtp"),
+    ("SMTP_PORT", "0"),
+    ("SMTP_PORT", "65536"),
+    ("ALERT_FACTOR", "three"),
+    ("ALERT_FACTOR", "0.5"),
+    ("ALERT_FACTOR", "inf"),
+    ("ALERT_FACTOR", "nan"),
+    ("ALERT_WINDOW_MINUTES", "1"),
+    ("ALERT_WINDOW_MINUTES", "1441"),
+    ("ALERT_WINDOW_MINUTES", "60.5"),
+    ("ALERT_COOLDOWN_MINUTES", "-1"),
+    ("ALERT_MIN_POINTS", "1"),
+    ("PORT", "abc"),
+    ("PORT", "0"),
+    ("PORT", "70000"),
+    ("CACHE_TIMEOUT", "0"),
+    ("LOG_LEVEL", "verbose"),
+    ("AUTO_MIGRATE", "maybe"),
+]
+
+
+@pytest.mark.parametrize("variable, value", INVALID, ids=[f"{v}={x}" for v, x in INVALID])
+def test_invalid_value_names_the_variable(variable, value):
+    with pytest.raises(ConfigError) as raised:
+        settings_of(**{variable: value})
+    message = str(raised.value)
+    assert message.startswith(variable), message
+    assert "\n" not in message
+
+
+def test_invalid_value_in_env_file_names_the_variable(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("SMTP_PORT=twenty-five\n")
+    with pytest.raises(ConfigError, match=r"^SMTP_PORT must be an integer, got 'twenty-five'$"):
+        settings_of(env_file=env_file)
+
+
+def test_database_url_error_does_not_echo_credentials():
+    with pytest.raises(ConfigError) as raised:
+        settings_of(DATABASE_URL="postgres://admin:hunter2@db/prod")
+    assert "hunter2" not in str(raised.value)
+    assert "'postgres'" in str(raised.value)
+
+
+def test_defaults_without_any_variable():
+    settings = settings_of()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert DEFAULT_DATABASE_URL.startswith("sqlite:///")
+    assert settings.alphavantage_api_key is None
+    assert settings.alphavantage_base_url == "https://www.alphavantage.co"
+    assert settings.cryptowatch_base_url == "https://api.cryptowat.ch"
+    assert settings.crypto_source == "exchange"
+    assert settings.redis_url is None
+    assert settings.app_env == "development" and not settings.is_production
+    assert (settings.alert_factor, settings.alert_window_minutes, settings.alert_cooldown_minutes,
+            settings.alert_min_points) == (3.0, 60, 60, 4)
+    assert (settings.host, settings.port) == ("127.0.0.1", 5000)
+    assert settings.auto_migrate is True
+    assert len(settings.secret_key) >= 32  # random per run in development
+    assert settings_of().secret_key != settings.secret_key
+
+
+def test_valid_values_are_parsed():
+    settings = settings_of(ALPHAVANTAGE_API_KEY=" KEY123 ", ALPHAVANTAGE_MIN_INTERVAL="0.25", PORT=" 8080 ",
+                           CRYPTO_SOURCE="Cryptowatch", APP_ENV="PRODUCTION", SECRET_KEY="s" * 40,
+                           ALERT_FACTOR="2.5", ALERT_MIN_POINTS="6", LOG_LEVEL="debug", AUTO_MIGRATE="off",
+                           REDIS_URL="redis://cache:6379/0")
+    assert settings.alphavantage_api_key == "KEY123"
+    assert settings.alphavantage_min_interval == 0.25
+    assert settings.port == 8080
+    assert settings.crypto_source == "cryptowatch"
+    assert settings.is_production
+    assert settings.alert_factor == 2.5 and settings.alert_min_points == 6
+    assert settings.log_level == "DEBUG"
+    assert settings.auto_migrate is False
+    assert settings.redis_url == "redis://cache:6379/0"
+
+
+def test_empty_values_mean_the_default():
+    settings = settings_of(PORT="", REDIS_URL=" ", ALPHAVANTAGE_API_KEY="", APP_ENV="")
+    assert settings.port == 5000
+    assert settings.redis_url is None
+    assert settings.alphavantage_api_key is None
+    assert settings.app_env == "development"
+
+
+def test_env_file_is_read_and_the_environment_wins(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("# local settings\nPORT=8081\nALPHAVANTAGE_API_KEY=from-file\nHOST=0.0.0.0\n"
+                        "export SMTP_HOST=mail.local\nALERT_FACTOR=4\n")
+    from_file = settings_of(env_file=env_file)
+    assert (from_file.port, from_file.alphavantage_api_key, from_file.host) == (8081, "from-file", "0.0.0.0")
+    assert from_file.smtp_host == "mail.local"
+    assert from_file.alert_factor == 4.0
+
+    both = settings_of(env_file=env_file, PORT="9000", ALPHAVANTAGE_API_KEY="from-env")
+    assert (both.port, both.alphavantage_api_key) == (9000, "from-env")
+    assert both.host == "0.0.0.0"  # not overridden: still from the file
+
+
+def test_env_file_default_location_follows_ENV_FILE(tmp_path):
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("PORT=7001\n")
+    assert Settings.from_env({"ENV_FILE": str(env_file)}).port == 7001
+    assert Settings.from_env({"ENV_FILE": str(env_file), "PORT": "7002"}).port == 7002
+
+
+def test_missing_env_file_is_not_an_error(tmp_path):
+    assert settings_of(env_file=tmp_path / "absent.env").port == 5000
+
+
+def test_production_requires_a_secret_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"^SECRET_KEY is required when APP_ENV=production$"):
+        settings_of(APP_ENV="production")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        settings_of(APP_ENV="production", SECRET_KEY="   ")
+    env_file = tmp_path / ".env"
+    env_file.write_text("SECRET_KEY=from-the-file-0123456789\n")
+    assert settings_of(env_file=env_file, APP_ENV="production").secret_key == "from-the-file-0123456789"
+    assert settings_of(APP_ENV="development").secret_key  # random, not required
+
+
+@pytest.mark.parametrize("given, expected", [
+    ("mysql://user:pw@db:3306/market", "mysql+pymysql://user:pw@db:3306/market"),
+    ("mariadb+pymysql://user@db/market", "mysql+pymysql://user@db/market"),
+    ("mysql+pymysql://user@db/market?charset=utf8mb4", "mysql+pymysql://user@db/market?charset=utf8mb4"),
+    ("sqlite:////srv/data/market.db", "sqlite:////srv/data/market.db"),
+])
+def test_database_url_uses_the_pymysql_driver(given, expected):
+    settings = settings_of(DATABASE_URL=given)
+    assert settings.database_url == expected
+    assert settings.is_sqlite == expected.startswith("sqlite")
+
+
+def test_empty_log_dir_turns_file_logging_off(tmp_path):
+    assert settings_of(LOG_DIR="").log_dir == ""
+    assert settings_of().log_dir.endswith("log")  # the default: data/log
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    try:
+        configure_logging(settings_of(LOG_DIR=""), process="unit")
+        ours = [h for h in root.handlers if getattr(h, "_market_data", False)]
+        assert ours and not [h for h in ours if isinstance(h, logging.FileHandler)]
+
+        log_dir = tmp_path / "logs"
+        configure_logging(settings_of(LOG_DIR=str(log_dir)), process="unit")
+        files = [h for h in root.handlers
+                 if getattr(h, "_market_data", False) and isinstance(h, logging.handlers.RotatingFileHandler)]
+        assert [h.baseFilename for h in files] == [str(log_dir / "unit.log")]
+        logging.getLogger("financial.test").warning("written to the file")
+        for handler in files:
+            handler.flush()
+        assert "written to the file" in (log_dir / "unit.log").read_text()
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "_market_data", False):
+                root.removeHandler(handler)
+                handler.close()
+        for handler in saved_handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(saved_level)
