@@ -126,7 +126,9 @@ def _day_range(start: dt.date | None, end: dt.date | None) -> list:
 def _daily_stock_bars(symbol: str | None, start: dt.date | None, end: dt.date | None) -> list:
     conditions = [Instrument.asset_class == STOCK, Bar.interval == DAILY, *_day_range(start, end)]
     if symbol is not None:
-        conditions.append(Instrument.symbol == symbol)
+        # The whole unique key pins one instrument, so MySQL reads that series by primary-key range
+        # instead of scanning every instrument's daily bars through the (interval, ts) index.
+        conditions += [Instrument.exchange == "", Instrument.symbol == symbol]
     return conditions
 
 
