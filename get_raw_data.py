@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Sequence
 
 import lib
@@ -49,6 +50,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--every", type=float, metavar="SECONDS",
                         help="scheduler mode: run every SECONDS, never two runs at once")
     parser.add_argument("--max-runs", type=int, metavar="N", help="with --every: stop after N runs")
+    parser.add_argument("--heartbeat", metavar="FILE",
+                        help="with --every: touch FILE after every run (for container health checks)")
     args = parser.parse_args(argv)
     try:
         args.interval = lib.Interval.parse(args.interval)
@@ -60,6 +63,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--every must be at least 1 second, got {args.every:g}")
     if args.max_runs is not None and (args.every is None or args.max_runs < 1):
         parser.error("--max-runs needs --every and a positive count")
+    if args.heartbeat and args.every is None:
+        parser.error("--heartbeat needs --every")
     if not args.demo:
         try:  # bad usage is reported before anything touches the database
             symbols_of(args.symbols)
@@ -117,6 +122,8 @@ def run_scheduled(settings: Settings, args: argparse.Namespace, stop: threading.
             db.session.rollback()
             last_code = 1
         runs += 1
+        if args.heartbeat:
+            Path(args.heartbeat).touch()
         if args.max_runs and runs >= args.max_runs:
             break
         next_start += args.every

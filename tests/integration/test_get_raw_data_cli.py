@@ -355,11 +355,13 @@ def test_long_daily_history_falls_back_to_compact_without_premium(sqlite_env, up
 
 # -- scheduler mode ----------------------------------------------------------------------------------
 
-def test_scheduler_runs_every_interval_up_to_max_runs(sqlite_env, upstream):
+def test_scheduler_runs_every_interval_up_to_max_runs(sqlite_env, upstream, tmp_path):
     url, env = sqlite_env
-    started = time.monotonic()
-    result = cli(env, "--every", "1", "--max-runs", "2")
+    heartbeat = tmp_path / "heartbeat"
+    started, started_wall = time.monotonic(), time.time()
+    result = cli(env, "--every", "1", "--max-runs", "2", "--heartbeat", str(heartbeat))
     elapsed = time.monotonic() - started
+    assert started_wall <= heartbeat.stat().st_mtime <= time.time()  # touched by the runs
     assert result.returncode == 0, result.stderr
     ibm = last_days(upstream.app.daily["IBM"], 14, today_utc())
     aapl = last_days(upstream.app.daily["AAPL"], 14, today_utc())

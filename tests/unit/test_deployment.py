@@ -1,0 +1,73 @@
+"""The container files run what the README documents, and the compose files are well-formed."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import missing_server
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+
+
+def compose(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+def command(service: dict) -> str:
+    return " ".join(service["command"])
+
+
+def test_the_image_serves_the_documented_gunicorn_command():
+    cmd = re.search(r'^CMD (\[.*\])$', DOCKERFILE, re.M).group(1)
+    assert yaml.safe_load(cmd) == ["gunicorn", "-c", "conf/gunicorn.conf.py", "app:app"]
+    assert "gunicorn -c conf/gunicorn.conf.py app:app" in README
+    assert command(compose("docker-compose.prod.yml")["services"]["api"]) == "gunicorn -c conf/gunicorn.conf.py app:app"
+
+
+def test_the_image_installs_the_pinned_requirements_that_ci_installs():
+    assert "pip install -r /tmp/requirements.txt" in DOCKERFILE
+    assert "COPY requirements.txt /tmp/requirements.txt" in DOCKERFILE
+    assert (ROOT / "requirements-dev.txt").read_text().splitlines()[1] == "-r requirements.txt"
+    assert "-r requirements-dev.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_prod_compose_runs_the_documented_commands():
+    services = compose("docker-compose.prod.yml")["services"]
+    assert command(services["migrate"]) == "flask --app app db upgrade"
+    assert "flask --app app db upgrade" in README
+    scheduler = command(services["scheduler"])
+    assert scheduler.startswith("python get_raw_data.py --every 60")
+    assert scheduler.replace("${TRACKED_MARKETS:-kraken:btcusd,kraken:ethusd}", "kraken:btcusd,kraken:ethusd") \
+        in README
+    assert services["scheduler"]["deploy"]["replicas"] == 1
+
+
+def test_prod_services_have_health_restart_and_ordering():
+    services = compose("docker-compose.prod.yml")["services"]
+    for name, service in services.items():
+        if name == "migrate":  # a one-shot job: it runs once, exits 0, and is not restarted
+            assert service["restart"] == "no" and service["healthcheck"] == {"disable": True}
+        else:
+            assert service["restart"] == "unless-stopped", name
+            assert service["healthcheck"]["test"], name
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert services["migrate"]["depends_on"]["mysql"]["condition"] == "service_healthy"
+    assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name", ["docker-compose.dev.yml", "docker-compose.prod.yml"])
+def test_compose_files_validate(name):
+    if not shutil.which("docker-compose"):
+        missing_server("docker-compose is not installed (apt-get install docker-compose)")
+    env = {**os.environ, "PROD_ENV_FILE": ".env.prod.example"}
+    result = subprocess.run(["docker-compose", "-f", name, "config", "-q"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
