@@ -77,6 +77,10 @@ class Bar:
                 raise ValueError(f"bar {name} must be a finite non-negative number, got {value!r}")
         if self.low > self.high:
             raise ValueError(f"bar low {self.low} is above its high {self.high}")
+        for name in ("adjusted_close", "market_cap"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ValueError(f"bar {name} must be a finite non-negative number or None, got {value!r}")
 
     @property
     def date(self) -> dt.date:

@@ -145,3 +145,11 @@ def test_minute_bars_other_intervals_and_decimals():
     assert all(b.volume == int(b.volume) for b in whole)
     with pytest.raises(ValueError, match="aware"):
         minute_bars("x", end=dt.datetime(2026, 11, 20), count=1)
+
+
+@pytest.mark.parametrize("name, value", [("market_cap", float("nan")), ("market_cap", -1.0),
+                                         ("adjusted_close", float("inf"))])
+def test_bar_rejects_bad_optional_figures(name, value):
+    with pytest.raises(ValueError, match=name):
+        bar(**{name: value})
+    assert getattr(bar(**{name: None}), name) is None
