@@ -60,7 +60,7 @@ def register_config(app: Flask, settings: Settings) -> None:
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     if settings.redis_url:
-        app.config.update(CACHE_TYPE="RedisCache", CACHE_REDIS_URL=settings.redis_url,
+        app.config.update(CACHE_TYPE=caching.REDIS_BACKEND, CACHE_REDIS_URL=settings.redis_url,
                           CACHE_OPTIONS={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
     else:
         app.config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=5000)
@@ -99,6 +99,7 @@ def _forget_connections_after_fork(app: Flask) -> None:
             with forked.app_context():
                 for engine in db.engines.values():
                     engine.dispose(close=False)
+                caching.forget_connection()
 
     os.register_at_fork(after_in_child=reset)
 

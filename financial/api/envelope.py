@@ -14,8 +14,6 @@ import logging
 import math
 from typing import Any, Callable
 
-from urllib.parse import urlencode
-
 from flask import current_app, request
 from flask_restx import Model, Namespace, fields
 from marshmallow import Schema
@@ -117,9 +115,10 @@ def cached_query(name: str, query_schema: Schema, build: Callable[[dict], dict])
     """The JSON response of `build(parsed query)`, cached per query string while the data has not changed.
 
     The lookup uses the raw query string, before any parsing: only valid queries are ever stored (an
-    invalid one raises before reaching the cache), so a hit can skip validation altogether.
+    invalid one raises before reaching the cache), so a hit can skip validation altogether. (Spellings
+    of the same query, such as another parameter order, are cached separately.)
     """
-    key = caching.cache_key(name, urlencode(sorted(request.args.items(multi=True))))
+    key = caching.cache_key(name, request.query_string.decode("latin-1"))
     return json_response(caching.get_or_compute(key, lambda: dumps(build(params.parse_query(query_schema)))))
 
 

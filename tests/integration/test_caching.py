@@ -101,3 +101,22 @@ def test_without_a_database_requests_get_503_in_the_envelope(url):
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "database unavailable" in ready.get_json()["info"]["error"]
     assert client.get("/healthz").status_code == 200
+
+
+def test_a_forked_worker_opens_its_own_redis_connection(sqlite_url, redis_url):
+    """gunicorn --preload forks workers from a master that has used the cache: parent and child must
+    not share one socket (their replies would interleave)."""
+    import os
+    app = create_app(base_settings(database_url=sqlite_url, redis_url=redis_url), process="test")
+    empty_tables(app)
+    bars = daily_bars("IBM", end=today_utc() - dt.timedelta(days=1), count=5, start_price=100)
+    store(app, bars, "IBM")
+    url = statistics_url(bars)
+    expected = app.test_client().get(url).get_json()  # the parent's connection is open now
+    child = os.fork()
+    if child == 0:  # the worker: many requests, each must get its own answer
+        ok = all(app.test_client().get(url).get_json() == expected for _ in range(200))
+        os._exit(0 if ok else 1)
+    parent_ok = all(app.test_client().get(url).get_json() == expected for _ in range(200))
+    _, status = os.waitpid(child, 0)
+    assert parent_ok and os.waitstatus_to_exitcode(status) == 0
