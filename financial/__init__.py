@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 import uuid
 import weakref
@@ -137,22 +138,58 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(Exception, handle_exception)
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# JSON never needs to run scripts or be framed; the Swagger UI page needs its own scripts and styles.
+_API_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+_DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:; frame-ancestors 'none'")
+
+
 def register_request_hooks(app: Flask) -> None:
+    settings: Settings = app.config["SETTINGS"]
+    headers = dict(_API_HEADERS)
+    if settings.is_production:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    origins = settings.cors_origins
+
     @app.before_request
     def start_timer() -> None:
         g.request_started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        # A client's id is kept for tracing only if it is a plain token (it goes into logs and headers).
+        offered = request.headers.get("X-Request-ID", "")
+        g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
 
     @app.after_request
     def finish(response):
         elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith(("/docs", "/swaggerui")):
+            response.headers["Content-Security-Policy"] = _DOCS_CSP
+        if origins:
+            _allow_cors(response, origins)
         if log.isEnabledFor(logging.INFO):
             log.info("%s %s %s %.1fms", request.method, request.full_path.rstrip("?"), response.status_code,
                      elapsed_ms, extra={"request_id": g.get("request_id"), "status": response.status_code,
                                         "duration_ms": round(elapsed_ms, 2)})
         return response
+
+
+def _allow_cors(response, origins: tuple[str, ...]) -> None:
+    """CORS for the origins of CORS_ORIGINS ("*" for any): browsers on those origins may call the API,
+    with a bearer token (no cookies are used, so credentials are never allowed)."""
+    origin = request.headers.get("Origin")
+    if not origin or ("*" not in origins and origin not in origins):
+        return
+    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
+    response.headers.add("Vary", "Origin")
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
+        response.headers["Access-Control-Max-Age"] = "600"
+    response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
 
 
 def register_commands(app: Flask) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,7 @@ class Settings:
     log_level: str = "INFO"
     log_dir: str | None = str(DATA_DIR / "log")
     auto_migrate: bool = True
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -143,6 +145,16 @@ def _path_or_off(name: str, value: str) -> str:
     return value.strip()
 
 
+def _origins(name: str, value: str) -> tuple[str, ...]:
+    """`*` or a comma list of origins such as https://app.example.com (scheme, host, optional port)."""
+    origins = tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+    for origin in origins:
+        if origin != "*" and not re.match(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$", origin):
+            raise ConfigError(f"{name} must be * or a comma list of origins like https://app.example.com, "
+                              f"got {origin!r}")
+    return origins
+
+
 def _flag(name: str, value: str) -> bool | None:
     lowered = value.strip().lower()
     if not lowered:
@@ -181,6 +193,7 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "LOG_DIR": ("log_dir", _path_or_off),
     "AUTO_MIGRATE": ("auto_migrate", _flag),
+    "CORS_ORIGINS": ("cors_origins", _origins),
 }
 
 

@@ -43,6 +43,8 @@ INVALID = [
     ("CACHE_TIMEOUT", "0"),
     ("LOG_LEVEL", "verbose"),
     ("AUTO_MIGRATE", "maybe"),
+    ("CORS_ORIGINS", "app.example.com"),
+    ("CORS_ORIGINS", "https://ok.example.com,javascript:alert(1)"),
 ]
 
 
@@ -187,3 +189,10 @@ def test_empty_log_dir_turns_file_logging_off(tmp_path):
             if handler not in root.handlers:
                 root.addHandler(handler)
         root.setLevel(saved_level)
+
+
+def test_cors_origins_are_a_list_of_origins():
+    settings = Settings.from_env({"CORS_ORIGINS": " https://a.example.com/ , http://localhost:3000"}, env_file=None)
+    assert settings.cors_origins == ("https://a.example.com", "http://localhost:3000")
+    assert Settings.from_env({"CORS_ORIGINS": "*"}, env_file=None).cors_origins == ("*",)
+    assert Settings.from_env({}, env_file=None).cors_origins == ()
