@@ -245,8 +245,8 @@ class FakeBinance(_FakeExchange):
                                                              "used; IP banned until 1767225600000."},
                         headers=headers + [("Retry-After", "120")])
         if scenario == "restricted":
-            return send(start_response, "451 Unavailable For Legal Reasons", {"code": 0, "msg": BINANCE_RESTRICTED_MESSAGE},
-                        headers=headers)
+            return send(start_response, "451 Unavailable For Legal Reasons",
+                        {"code": 0, "msg": BINANCE_RESTRICTED_MESSAGE}, headers=headers)
         status, body = handler(query)
         return self.transport_fault(scenario, start_response, body) or send(start_response, status, body,
                                                                             headers=headers)
