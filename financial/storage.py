@@ -160,7 +160,8 @@ def finest_intervals(session: Session) -> dict[int, str | None]:
     """
     finest = sa.func.coalesce(*(
         sa.select(sa.literal(interval.value))
-        .where(sa.exists().where(Bar.instrument_id == Instrument.id, Bar.interval == interval.value))
+        .where(sa.exists().where(Bar.instrument_id == Instrument.id, Bar.interval == interval.value)
+               .correlate(Instrument))
         .scalar_subquery()
         for interval in sorted(lib.Interval, key=lambda interval: interval.seconds)))
     return dict(session.execute(sa.select(Instrument.id, finest)).all())

@@ -46,6 +46,18 @@ UPGRADE = "For unlimited API access, create an account at https://cryptowat.ch"
 COSTS = {"ohlc": 0.015, "summary": 0.005, "price": 0.005, "list": 0.003, "market": 0.002}
 
 
+def ohlc_row(bar: Bar, period: int) -> list[float]:
+    """A bar as a Cryptowatch OHLC row: [CloseTime, Open, High, Low, Close, Volume, QuoteVolume]."""
+    return [int(bar.timestamp.timestamp()) + period, bar.open, bar.high, bar.low, bar.close, bar.volume,
+            round(bar.volume * bar.close, 4)]
+
+
+def render_ohlc(bars: Iterable[Bar], period: int = 60, *, remaining: float = 9.985) -> dict[str, Any]:
+    """The body of `/markets/:exchange/:pair/ohlc?periods=<period>` for `bars` (anonymous allowance)."""
+    return {"result": {str(period): [ohlc_row(bar, period) for bar in sorted(bars, key=lambda bar: bar.timestamp)]},
+            "allowance": {"cost": COSTS["ohlc"], "remaining": remaining, "upgrade": UPGRADE}}
+
+
 class FakeCryptowatch:
     """WSGI callable; load candles with `add_ohlc`, then point a client at the server's URL."""
 
@@ -212,10 +224,9 @@ class FakeCryptowatch:
             seconds = int(period.split("_")[0])
             rows = []
             for bar in self.candles[(exchange, pair)].get(seconds, []):
-                close_time = int(bar.timestamp.timestamp()) + seconds
-                if (after is None or close_time >= after) and (before is None or close_time <= before):
-                    rows.append([close_time, bar.open, bar.high, bar.low, bar.close, bar.volume,
-                                 round(bar.volume * bar.close, 4)])
+                row = ohlc_row(bar, seconds)
+                if (after is None or row[0] >= after) and (before is None or row[0] <= before):
+                    rows.append(row)
             if scenario == "bad_row" and rows:
                 rows[-1][4] = "n/a"
             result[period] = rows
