@@ -19,9 +19,11 @@ from lib.bars import Bar, Interval
 _EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _PAIR = re.compile(r"^[a-z0-9][a-z0-9.]{1,31}$")
 _SEPARATORS = re.compile(r"[/_-]")
-# Quote currencies, longer before the shorter ones they end with, so `btcfdusd` splits as btc/fdusd, not btcfd/usd.
-KNOWN_QUOTES = ("fdusd", "usdt", "usdc", "busd", "tusd", "usd", "eur", "gbp", "jpy", "cad", "aud", "chf",
-                "krw", "try", "brl", "dai", "btc", "xbt", "eth", "bnb")
+# Quote currencies, each before the shorter ones it ends with (`btcfdusd` is btc/fdusd, not btcfd/usd). Quotes
+# that end with another quote's whole name and are rare as quotes (tusd, busd) are left out, so that
+# `usdtusd` reads usdt/usd; a pair the list cannot split has no base or quote, nothing worse.
+KNOWN_QUOTES = ("fdusd", "usdt", "usdc", "usd", "eur", "gbp", "jpy", "cad", "aud", "chf", "krw", "try", "brl",
+                "dai", "btc", "xbt", "eth", "bnb")
 
 
 @dataclass(frozen=True)
