@@ -81,13 +81,11 @@ class Report:
         return sum(outcome.rows for outcome in self.outcomes)
 
     def render(self) -> str:
-        width = max([len(o.label) for o in self.outcomes] + [6])
+        failed_steps = [o for o in self.steps if o.status != "ok"]  # a step is news only when it failed
+        width = max([len(o.label) for o in self.outcomes + failed_steps] + [6])
         lines = [f"{'symbol':<{width}}  {'status':<7}  {'rows':>6}  detail"]
-        for o in self.outcomes:
+        for o in self.outcomes + failed_steps:
             lines.append(f"{o.label:<{width}}  {o.status:<7}  {o.rows:>6}  {o.detail}".rstrip())
-        for o in self.steps:
-            if o.status != "ok":  # a step is news only when it failed
-                lines.append(f"{o.label:<{width}}  {o.status:<7}  {o.rows:>6}  {o.detail}".rstrip())
         counts = {status: sum(o.status == status for o in self.outcomes) for status in ("ok", "failed", "skipped")}
         lines.append(f"{len(self.outcomes)} instruments: {counts['ok']} ok, {counts['failed']} failed, "
                      f"{counts['skipped']} skipped; {self.rows} rows stored")
