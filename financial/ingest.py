@@ -178,14 +178,16 @@ def prune_intraday_bars(retention_days: int, *, now: dt.datetime | None = None,
     return deleted
 
 
-def finish(report: Report, *, retention_days: int | None = None,
-           progress: Callable[[str], None] = lambda line: None) -> Report:
+def finish(report: Report, *, retention_days: int | None = None, progress: Callable[[str], None] = lambda line: None,
+           now: dt.datetime | None = None) -> Report:
     """What follows the tasks of every ingest: prune intraday bars past `retention_days` (minute ingests
-    pass it), then recompute the rankings once. A failure is reported in `report.steps` (the run fails)."""
+    pass it), then recompute the rankings once, as of `now`. A failure is reported in `report.steps` (and
+    fails the run)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     steps: list[tuple[str, Callable[[], int]]] = []
     if retention_days is not None:
-        steps.append(("(retention)", lambda: prune_intraday_bars(retention_days)))
-    steps.append(("(rankings)", metrics.refresh_rankings))
+        steps.append(("(retention)", lambda: prune_intraday_bars(retention_days, now=now)))
+    steps.append(("(rankings)", lambda: metrics.refresh_rankings(now=now)))
     for label, step in steps:
         started = time.monotonic()
         try:

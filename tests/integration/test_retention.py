@@ -110,7 +110,7 @@ def test_readers_and_writers_go_on_while_pruning(app, history, stack_settings):
 def test_the_minute_ingest_prunes_after_its_tasks(app, history):
     lines = []
     with app.app_context():
-        report = ingest.finish(ingest.Report(), retention_days=30, progress=lines.append)
+        report = ingest.finish(ingest.Report(), retention_days=30, progress=lines.append, now=NOW)
     assert report.ok and [(step.label, step.status) for step in report.steps] == [
         ("(retention)", "ok"), ("(rankings)", "ok")]
     assert report.steps[0].rows == 280
