@@ -96,7 +96,8 @@ def refresh_rankings(now: dt.datetime | None = None) -> int:
     """Compute the standard windows as of `now` and store them in place of the previous ones, with a new
     data generation (so no cache serves the old ranking). Called once per ingest; returns the rows stored."""
     session = db.session
-    as_of = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    # Whole seconds: MySQL's DATETIME keeps no fraction, and the stored as_of must be the one computed with.
+    as_of = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     try:
         finest = storage.finest_intervals(session)
         instruments = _instruments(session)
