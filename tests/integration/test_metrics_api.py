@@ -196,7 +196,7 @@ def test_window_spellings(client, tracked):
 
 # -- computed once per ingest, served from the cache, never stale ------------------------------------
 
-def test_rankings_are_computed_by_the_ingest_not_by_requests(app, client, tracked, monkeypatch):
+def test_rankings_are_computed_by_the_ingest_not_by_requests(app, client, tracked, as_of, monkeypatch):
     before = client.get("/api/metrics").get_json()
     # The data changes behind the service's back, with a new generation (so no cached answer is served):
     # the standard windows still show what the last ingest computed, as they are read, not computed.
@@ -213,7 +213,7 @@ def test_rankings_are_computed_by_the_ingest_not_by_requests(app, client, tracke
     assert client.get("/api/metrics?window=7d").status_code == 200
     monkeypatch.undo()
     with app.app_context():
-        metrics.refresh_rankings()
+        metrics.refresh_rankings(now=as_of)
     after = client.get("/api/metrics").get_json()["data"]
     btc = next(e for e in after if e["exchange"] == "kraken" and e["symbol"] == "btcusd")
     assert btc["stdev"] == pytest.approx(2 * next(e for e in before["data"] if e["exchange"] == "kraken"
