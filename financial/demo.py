@@ -66,7 +66,7 @@ def _crypto_task(path: Path, now: dt.datetime) -> ingest.Task:
         info = lib.cryptowatch.market_info(exchange, pair)
         result, _ = lib.cryptowatch.check_response(Response(200, {}, json.loads(path.read_text())), what=info.label)
         bars = shift_to(lib.cryptowatch.parse_ohlc(result, lib.Interval.MIN1, what=info.label),
-                        now.replace(second=0, microsecond=0))
+                        now.astimezone(dt.timezone.utc).replace(second=0, microsecond=0))
         spec = ingest.InstrumentSpec(CRYPTO, pair, exchange=exchange, base=info.base, quote=info.quote,
                                      name=info.name)
         return ingest.Series(spec, lib.Interval.MIN1, bars)

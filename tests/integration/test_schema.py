@@ -20,7 +20,7 @@ from tests.conftest import MYSQL_ADMIN_URL, MYSQL_HOST, MYSQL_PORT, _reachable, 
 from tests.fakes.series import daily_bars, minute_bars
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"instruments", "bars", "service_state", "alembic_version"}
+TABLES = {"instruments", "bars", "service_state", "rankings", "alembic_version"}
 DEMO_ROWS = 2 * 262 + 4 * 1440  # IBM and AAPL daily bars, four crypto markets' minute bars
 DEMO_INSTRUMENTS = 6
 
