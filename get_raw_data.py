@@ -3,6 +3,8 @@
     python get_raw_data.py                                 # AlphaVantage daily, IBM and AAPL, last 14 days
     python get_raw_data.py --symbols IBM,MSFT --days 30
     python get_raw_data.py --symbols IBM --interval 1min   # AlphaVantage intraday
+    python get_raw_data.py --source exchange --markets kraken:btcusd,binance:ethusdt --interval 1min
+    python get_raw_data.py --source cryptowatch --markets kraken:btcusd --interval 1min
     python get_raw_data.py --demo                          # the bundled sample data, offline
     python get_raw_data.py --every 60 [other options]      # scheduler mode: repeat, never overlap itself
 
@@ -13,6 +15,7 @@ one-line message, no traceback).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import re
 import signal
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 import lib
-from financial import Settings, StartupError, create_app, demo, ingest
+from financial import Settings, StartupError, create_app, demo, ingest, tracking
 from financial.extensions import db
 from financial.locks import LockBusy, exclusive
 
@@ -39,13 +42,16 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="get_raw_data.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", choices=["alphavantage"], default="alphavantage",
-                        help="where to fetch from (default: alphavantage)")
-    parser.add_argument("--symbols", default=DEFAULT_SYMBOLS,
-                        help="comma-separated stock symbols (default: %(default)s)")
-    parser.add_argument("--days", type=int, default=14, help="how many days back to store (default: %(default)s)")
-    parser.add_argument("--interval", default="1day",
-                        help="1day (default) or an intraday interval: 1min, 5min, 15min, 30min, 60min")
+    parser.add_argument("--source", choices=["alphavantage", *tracking.SOURCES],
+                        help="where to fetch from: alphavantage (stocks, the default), or a crypto source: "
+                             "cryptowatch or exchange (live, through ccxt; default for --markets: CRYPTO_SOURCE)")
+    parser.add_argument("--symbols", help=f"comma-separated stock symbols (default: {DEFAULT_SYMBOLS})")
+    parser.add_argument("--markets", help="comma-separated crypto markets as exchange:pair, e.g. "
+                                          "kraken:btcusd,binance:ethusdt (watched markets are added to minute ingests)")
+    parser.add_argument("--days", type=int, help="how many days back to store (stocks, default 14; crypto: "
+                                                 "the first run of a market, default 1)")
+    parser.add_argument("--interval", help="1day (stocks' default) or an intraday interval: 1min (crypto's "
+                                           "default), 5min, 15min, 30min, 60min")
     parser.add_argument("--demo", action="store_true", help="load the bundled sample data (offline)")
     parser.add_argument("--every", type=float, metavar="SECONDS",
                         help="scheduler mode: run every SECONDS, never two runs at once")
@@ -53,11 +59,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--heartbeat", metavar="FILE",
                         help="with --every: touch FILE after every run (for container health checks)")
     args = parser.parse_args(argv)
+    crypto = args.source in tracking.SOURCES or (args.source is None and args.markets is not None)
     try:
-        args.interval = lib.Interval.parse(args.interval)
+        args.interval = lib.Interval.parse(args.interval or ("1min" if crypto else "1day"))
     except ValueError as exc:
         parser.error(f"--interval: {exc}")
-    if not 1 <= args.days <= 36500:
+    if args.days is not None and not 1 <= args.days <= 36500:
         parser.error(f"--days must be between 1 and 36500, got {args.days}")
     if args.every is not None and args.every < 1:
         parser.error(f"--every must be at least 1 second, got {args.every:g}")
@@ -67,9 +74,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--heartbeat needs --every")
     if not args.demo:
         try:  # bad usage is reported before anything touches the database
-            symbols_of(args.symbols)
+            if crypto and args.symbols is not None:
+                raise UsageError("--symbols: stock symbols need --source alphavantage; crypto markets go in --markets")
+            if not crypto and args.markets is not None:
+                raise UsageError("--markets: crypto markets need --source cryptowatch or exchange")
+            if crypto:
+                markets_of(args.markets or "")
+            else:
+                symbols_of(args.symbols or DEFAULT_SYMBOLS)
         except UsageError as exc:
             parser.error(str(exc))
+    args.crypto = crypto
     return args
 
 
@@ -88,19 +103,45 @@ def symbols_of(text: str) -> list[str]:
     return symbols
 
 
+def markets_of(text: str) -> list[lib.MarketId]:
+    try:
+        return lib.parse_markets(text)
+    except ValueError as exc:
+        raise UsageError(f"--markets: {exc}") from None
+
+
 def build_tasks(settings: Settings, args: argparse.Namespace) -> list[ingest.Task]:
     if args.demo:
         return demo.demo_tasks()
-    symbols = symbols_of(args.symbols)
-    client = lib.AlphaVantageClient(settings.alphavantage_api_key, settings.alphavantage_base_url,
-                                    min_interval=settings.alphavantage_min_interval, environ={})
-    return ingest.alphavantage_tasks(client, symbols, interval=args.interval, days=args.days)
+    tasks: list[ingest.Task] = []
+    if not args.crypto:
+        client = lib.AlphaVantageClient(settings.alphavantage_api_key, settings.alphavantage_base_url,
+                                        min_interval=settings.alphavantage_min_interval, environ={})
+        tasks += ingest.alphavantage_tasks(client, symbols_of(args.symbols or DEFAULT_SYMBOLS),
+                                           interval=args.interval, days=args.days or 14)
+    markets = markets_of(args.markets or "")
+    if args.interval is lib.Interval.MIN1:  # minute ingests also track every watched market
+        markets += [market for market in markets_of(",".join(ingest.watched_markets())) if market not in markets]
+    if markets:
+        source = tracking.crypto_source(args.source if args.crypto and args.source else settings.crypto_source,
+                                        settings)
+        tasks += tracking.crypto_tasks(
+            source, markets, interval=args.interval,
+            first_window=dt.timedelta(days=args.days) if args.crypto and args.days else tracking.FIRST_WINDOW,
+            retention=dt.timedelta(days=settings.minute_retention_days) if args.interval.is_intraday else None)
+    return tasks
 
 
 def run_once(settings: Settings, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     tasks = build_tasks(settings, args)
-    report = ingest.run(tasks, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    report = ingest.run(tasks, progress=progress)
+    retention = settings.minute_retention_days if args.interval.is_intraday and not args.demo else None
+    ingest.finish(report, retention_days=retention, progress=progress)
     print(report.render(), flush=True)
+    log.info("ingest run finished in %.1fs: %d instruments, %d rows, %s", time.monotonic() - started,
+             len(report.outcomes), report.rows, "ok" if report.ok else "with failures")
     return 0 if report.ok else 1
 
 

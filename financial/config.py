@@ -16,6 +16,8 @@ from typing import Callable, Mapping
 
 from dotenv import dotenv_values
 
+from lib.exchange import parse_base_urls
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / "data"
 DEFAULT_DATABASE_URL = f"sqlite:///{DATA_DIR / 'market.db'}"
@@ -48,6 +50,9 @@ class Settings:
     cryptowatch_api_key: str | None = None
     cryptowatch_base_url: str = "https://api.cryptowat.ch"
     crypto_source: str = "exchange"
+    exchange_base_urls: str | None = None
+    exchange_min_interval: float | None = None
+    minute_retention_days: int = 30
     redis_url: str | None = None
     app_env: str = "development"
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
@@ -140,6 +145,14 @@ def _choice(*choices: str) -> Callable[[str, str], str | None]:
     return parse
 
 
+def _base_urls(name: str, value: str) -> str | None:
+    """`exchange=url,...`, checked and written back in one spelling."""
+    try:
+        return ",".join(f"{exchange}={url}" for exchange, url in parse_base_urls(value).items()) or None
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 def _path_or_off(name: str, value: str) -> str:
     """A path; empty means the feature is off (returned as "" so it overrides the default)."""
     return value.strip()
@@ -174,6 +187,9 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "CRYPTOWATCH_API_KEY": ("cryptowatch_api_key", _text),
     "CRYPTOWATCH_BASE_URL": ("cryptowatch_base_url", _url("http://", "https://")),
     "CRYPTO_SOURCE": ("crypto_source", _choice("cryptowatch", "exchange")),
+    "EXCHANGE_BASE_URLS": ("exchange_base_urls", _base_urls),
+    "EXCHANGE_MIN_INTERVAL": ("exchange_min_interval", _number(float, 0, 60)),
+    "MINUTE_RETENTION_DAYS": ("minute_retention_days", _number(int, 1, 3650)),
     "REDIS_URL": ("redis_url", _url("redis://", "rediss://", "unix://")),
     "APP_ENV": ("app_env", _choice("development", "production")),
     "SECRET_KEY": ("secret_key", _text),

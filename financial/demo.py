@@ -2,8 +2,9 @@
 
 The files under data/fixtures/ are in the upstreams' own wire formats and go through the same parsers as
 live data. Their dates are fixed when the files are generated, so on loading they are moved forward in
-one block: the newest daily bar lands on the last weekday before today, keeping the weekday pattern,
-and the sample never goes stale.
+one block: the newest daily bar lands on the last weekday before today, keeping the weekday pattern; the
+newest minute bar of the crypto markets (Cryptowatch OHLC bodies, 24 hours of minutes) lands on the
+current minute. The sample never goes stale.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import numpy as np
 import lib
 from financial import ingest
 from financial.config import DATA_DIR
-from financial.models import STOCK
+from financial.models import CRYPTO, STOCK
+from lib.http import Response
 
 FIXTURES = DATA_DIR / "fixtures"
 
@@ -49,7 +51,32 @@ def _stock_task(path: Path, today: dt.date) -> ingest.Task:
     return ingest.Task(symbol, "demo", fetch)
 
 
-def demo_tasks(today: dt.date | None = None) -> list[ingest.Task]:
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+def shift_to(bars: Sequence[lib.Bar], newest: dt.datetime) -> list[lib.Bar]:
+    """Move bars in one block so the newest starts at `newest`, every gap kept."""
+    if not bars:
+        return []
+    delta = newest - bars[-1].timestamp
+    return [replace(bar, timestamp=bar.timestamp + delta) for bar in bars]
+
+
+def _crypto_task(path: Path, now: dt.datetime) -> ingest.Task:
+    exchange, pair = path.stem.split("_", 1)[1].split("_", 1)  # OHLC_<exchange>_<pair>
+
+    def fetch() -> ingest.Series:
+        info = lib.cryptowatch.market_info(exchange, pair)
+        result, _ = lib.cryptowatch.check_response(Response(200, {}, json.loads(path.read_text())), what=info.label)
+        bars = shift_to(lib.cryptowatch.parse_ohlc(result, lib.Interval.MIN1, what=info.label),
+                        now.astimezone(dt.timezone.utc).replace(second=0, microsecond=0))
+        spec = ingest.InstrumentSpec(CRYPTO, pair, exchange=exchange, base=info.base, quote=info.quote,
+                                     name=info.name)
+        return ingest.Series(spec, lib.Interval.MIN1, bars)
+
+    return ingest.Task(f"{exchange}:{pair}", "demo", fetch)
+
+
+def demo_tasks(today: dt.date | None = None, now: dt.datetime | None = None) -> list[ingest.Task]:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    today = today or now.date()
     files = sorted((FIXTURES / "alphavantage").glob("TIME_SERIES_DAILY_*.json"))
-    return [_stock_task(path, today) for path in files]
+    markets = sorted((FIXTURES / "cryptowatch").glob("OHLC_*.json"))
+    return [_stock_task(path, today) for path in files] + [_crypto_task(path, now) for path in markets]

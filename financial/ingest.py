@@ -20,6 +20,7 @@ import lib
 from financial import caching, storage
 from financial.extensions import db
 from financial.models import STOCK
+from financial.services import metrics
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +70,21 @@ class Outcome:
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
+    steps: list[Outcome] = field(default_factory=list)  # what follows the instruments: retention, rankings
 
     @property
     def ok(self) -> bool:
-        return all(outcome.status == "ok" for outcome in self.outcomes)
+        return all(outcome.status == "ok" for outcome in self.outcomes + self.steps)
 
     @property
     def rows(self) -> int:
         return sum(outcome.rows for outcome in self.outcomes)
 
     def render(self) -> str:
-        width = max([len(o.label) for o in self.outcomes] + [6])
+        failed_steps = [o for o in self.steps if o.status != "ok"]  # a step is news only when it failed
+        width = max([len(o.label) for o in self.outcomes + failed_steps] + [6])
         lines = [f"{'symbol':<{width}}  {'status':<7}  {'rows':>6}  detail"]
-        for o in self.outcomes:
+        for o in self.outcomes + failed_steps:
             lines.append(f"{o.label:<{width}}  {o.status:<7}  {o.rows:>6}  {o.detail}".rstrip())
         counts = {status: sum(o.status == status for o in self.outcomes) for status in ("ok", "failed", "skipped")}
         lines.append(f"{len(self.outcomes)} instruments: {counts['ok']} ok, {counts['failed']} failed, "
@@ -148,6 +151,60 @@ def _run_one(task: Task, spent_sources: set[str]) -> Outcome:
         log.exception("unexpected error while ingesting %s", task.label)
         # Only the type: an unexpected error's text may quote a URL, and with it an API key.
         return Outcome(task.label, "failed", detail=f"unexpected error: {type(exc).__name__} (see the log)")
+
+
+# -- after the tasks: retention and rankings ---------------------------------------------------------
+
+def watched_markets() -> list[str]:
+    """Every market on any user's watchlist, as `exchange:pair` labels; minute ingests track them too.
+
+    The hook where watchlists (issue 4) plug in: until they exist, nobody watches anything.
+    """
+    return []
+
+
+def prune_intraday_bars(retention_days: int, *, now: dt.datetime | None = None,
+                        batch_size: int = storage.UPSERT_BATCH, on_batch: Callable[[int], None] | None = None) -> int:
+    """Delete intraday bars (1min to 60min, stocks and crypto) older than `retention_days`, in short
+    transactions, then give the data a new generation if anything went. Daily bars are kept."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    cutoff = (now - dt.timedelta(days=retention_days)).astimezone(dt.timezone.utc).replace(tzinfo=None)
+    intraday = [interval for interval in lib.Interval if interval.is_intraday]
+    deleted = storage.prune_bars(db.engine, intraday, cutoff, batch_size=batch_size, on_batch=on_batch)
+    if deleted:
+        generation = storage.bump_generation(db.session)
+        db.session.commit()
+        caching.publish_generation(generation)
+    return deleted
+
+
+def finish(report: Report, *, retention_days: int | None = None, progress: Callable[[str], None] = lambda line: None,
+           now: dt.datetime | None = None) -> Report:
+    """What follows the tasks of every ingest: prune intraday bars past `retention_days` (minute ingests
+    pass it), then recompute the rankings once, as of `now`. A failure is reported in `report.steps` (and
+    fails the run)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    steps: list[tuple[str, Callable[[], int]]] = []
+    if retention_days is not None:
+        steps.append(("(retention)", lambda: prune_intraday_bars(retention_days, now=now)))
+    steps.append(("(rankings)", lambda: metrics.refresh_rankings(now=now)))
+    for label, step in steps:
+        started = time.monotonic()
+        try:
+            rows = step()
+            outcome = Outcome(label, "ok", rows)
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            log.exception("database error in %s", label)
+            outcome = Outcome(label, "failed", detail=f"database error: {type(exc).__name__}")
+        outcome.seconds = time.monotonic() - started
+        report.steps.append(outcome)
+        log.info("ingest %s: %s, %d rows in %.2fs", label, outcome.status, outcome.rows, outcome.seconds)
+        if label == "(retention)" and outcome.rows:
+            progress(f"retention: removed {outcome.rows} intraday bars older than {retention_days} days")
+        elif outcome.status != "ok":
+            progress(f"{label}: failed ({outcome.detail})")
+    return report
 
 
 # -- AlphaVantage -----------------------------------------------------------------------------------

@@ -65,3 +65,29 @@ class ServiceState(db.Model):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Ranking(db.Model):
+    """One instrument's figures over one standard window, computed once per ingest and served by /api/metrics.
+
+    The whole table is replaced at the end of each ingest, in the transaction that bumps the data
+    generation; `as_of` is the moment those windows end.
+    """
+
+    __tablename__ = "rankings"
+    # The foreign key needs an index of its own (MySQL would add one anyway): deleting an instrument cascades.
+    __table_args__ = (Index("ix_rankings_instrument_id", "instrument_id"),)
+
+    window_hours: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True,
+                                               autoincrement=False)
+    interval: Mapped[str | None] = mapped_column(String(8))
+    points: Mapped[int] = mapped_column(default=0)
+    mean: Mapped[float | None] = mapped_column(Double)
+    stdev: Mapped[float | None] = mapped_column(Double)
+    volatility: Mapped[float | None] = mapped_column(Double)
+    last_price: Mapped[float | None] = mapped_column(Double)
+    last_time: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    rank_stdev: Mapped[int | None] = mapped_column()
+    rank_volatility: Mapped[int | None] = mapped_column()
+    as_of: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -10,14 +10,14 @@ import math
 import operator
 import re
 import uuid
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 import lib
-from financial.models import STOCK, Bar, Instrument, ServiceState, utcnow
+from financial.models import STOCK, Bar, Instrument, Ranking, ServiceState, utcnow
 
 UPSERT_BATCH = 5000
 GENERATION = "data_generation"
@@ -168,6 +168,136 @@ def _mysql_literal(name: str, value) -> str:
 def latest_bar_time(session: Session, instrument_id: int, interval: lib.Interval | str) -> dt.datetime | None:
     return session.scalar(sa.select(sa.func.max(Bar.ts)).where(
         Bar.instrument_id == instrument_id, Bar.interval == str(interval)))
+
+
+def latest_bar_time_of(connection: sa.Connection | Session, asset_class: str, symbol: str, *, exchange: str = "",
+                       interval: lib.Interval | str) -> dt.datetime | None:
+    """The newest bar of an instrument known by its identity (None when it or its bars do not exist yet)."""
+    return connection.scalar(
+        sa.select(sa.func.max(Bar.ts)).join(Instrument, Instrument.id == Bar.instrument_id)
+        .where(Instrument.asset_class == asset_class, Instrument.exchange == exchange, Instrument.symbol == symbol,
+               Bar.interval == str(interval)))
+
+
+def prune_bars(engine: sa.Engine, intervals: Iterable[lib.Interval | str], before: dt.datetime, *,
+               batch_size: int = UPSERT_BATCH, on_batch: Callable[[int], None] | None = None) -> int:
+    """Delete the bars of `intervals` older than `before` (naive UTC), a batch per short transaction.
+
+    Unlike the other functions here it commits, batch by batch: that is its point. Each batch is one
+    primary-key range of one series (instrument, interval), bounded by the batch's last timestamp, so it
+    needs no DELETE ... LIMIT (which SQLite lacks) and locks only the rows it removes; readers go on
+    reading (MVCC on InnoDB, WAL on SQLite) and an ingest waits at most one batch for its turn to write.
+    `on_batch(rows)` is called after each commit. Returns how many rows were deleted.
+    """
+    intervals = [str(interval) for interval in intervals]
+    with engine.connect() as connection:
+        instrument_ids = list(connection.scalars(sa.select(Instrument.id).order_by(Instrument.id)))
+    deleted = 0
+    for instrument_id in instrument_ids:
+        for interval in intervals:
+            series = [Bar.instrument_id == instrument_id, Bar.interval == interval]
+            while True:
+                with engine.begin() as connection:
+                    boundary = connection.scalar(sa.select(Bar.ts).where(*series, Bar.ts < before).order_by(Bar.ts)
+                                                 .limit(1).offset(batch_size - 1))
+                    last = Bar.ts <= boundary if boundary is not None else Bar.ts < before
+                    rows = connection.execute(sa.delete(Bar).where(*series, last)).rowcount
+                deleted += rows
+                if rows and on_batch is not None:
+                    on_batch(rows)
+                if boundary is None:
+                    break
+    return deleted
+
+
+# -- system B queries: figures over a window, on each instrument's finest interval -------------------
+
+def finest_intervals(session: Session) -> dict[int, str | None]:
+    """{instrument id: its finest stored interval} (None for an instrument without bars).
+
+    One probe per interval, finest first, each an index seek on the bars' primary key.
+    """
+    finest = sa.func.coalesce(*(
+        sa.select(sa.literal(interval.value))
+        .where(sa.exists().where(Bar.instrument_id == Instrument.id, Bar.interval == interval.value)
+               .correlate(Instrument))
+        .scalar_subquery()
+        for interval in sorted(lib.Interval, key=lambda interval: interval.seconds)))
+    return dict(session.execute(sa.select(Instrument.id, finest)).all())
+
+
+def window_figures(session: Session, instrument_ids: Sequence[int], interval: str, start: dt.datetime,
+                   end: dt.datetime) -> list[sa.Row]:
+    """Per instrument with bars of `interval` in [start, end]: points, mean close, variance of the close,
+    variance of the simple returns between consecutive bars, last time and last close.
+
+    Variances are population variances in two passes (the mean first, then the mean squared deviation
+    from it), which stays accurate where the one-pass E[x²] − E[x]² cancels catastrophically; SQLite has
+    no STDDEV_POP, so both dialects run the same SQL. Returns are close / previous close − 1 (LAG within
+    the window; a zero previous close gives no return).
+    """
+    if not instrument_ids:
+        return []
+    bars, last = Bar.__table__, Bar.__table__.alias("last_bar")
+    previous = sa.func.lag(bars.c.close).over(partition_by=bars.c.instrument_id, order_by=bars.c.ts)
+    points = (sa.select(bars.c.instrument_id, bars.c.ts, bars.c.close,
+                        (bars.c.close / sa.func.nullif(previous, 0) - 1).label("ret"))
+              .where(bars.c.instrument_id.in_(instrument_ids), bars.c.interval == interval,
+                     bars.c.ts >= start, bars.c.ts <= end)
+              .cte("points"))
+    means = (sa.select(points.c.instrument_id, sa.func.count().label("points"),
+                       sa.func.avg(points.c.close).label("mean"), sa.func.avg(points.c.ret).label("mean_return"),
+                       sa.func.max(points.c.ts).label("last_time"))
+             .group_by(points.c.instrument_id)
+             .cte("means"))
+    deviation = points.c.close - means.c.mean
+    return_deviation = points.c.ret - means.c.mean_return
+    query = (sa.select(means.c.instrument_id, means.c.points, means.c.mean, means.c.last_time,
+                       last.c.close.label("last_price"),
+                       sa.func.avg(deviation * deviation).label("variance"),
+                       sa.func.avg(return_deviation * return_deviation).label("return_variance"))
+             .select_from(points.join(means, means.c.instrument_id == points.c.instrument_id)
+                          .join(last, sa.and_(last.c.instrument_id == means.c.instrument_id,
+                                              last.c.interval == interval, last.c.ts == means.c.last_time)))
+             .group_by(means.c.instrument_id, means.c.points, means.c.mean, means.c.last_time, last.c.close))
+    return list(session.execute(query))
+
+
+def window_prices(session: Session, instrument_id: int, interval: str, start: dt.datetime, end: dt.datetime, *,
+                  limit: int, offset: int) -> list[sa.Row]:
+    """(ts, close) of one series in [start, end], oldest first."""
+    query = (sa.select(Bar.ts, Bar.close)
+             .where(Bar.instrument_id == instrument_id, Bar.interval == interval, Bar.ts >= start, Bar.ts <= end)
+             .order_by(Bar.ts).limit(limit).offset(offset))
+    return list(session.execute(query))
+
+
+def count_window_prices(session: Session, instrument_id: int, interval: str, start: dt.datetime,
+                        end: dt.datetime) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(Bar).where(
+        Bar.instrument_id == instrument_id, Bar.interval == interval, Bar.ts >= start, Bar.ts <= end)) or 0
+
+
+def replace_rankings(session: Session, rows: Sequence[dict]) -> None:
+    """Replace every stored ranking by `rows` (dicts of Ranking's columns)."""
+    session.execute(sa.delete(Ranking))
+    if rows:
+        session.execute(sa.insert(Ranking), list(rows))
+
+
+def rankings(session: Session, window_hours: int) -> list[Ranking]:
+    """The stored rankings of one window."""
+    return list(session.scalars(sa.select(Ranking).where(Ranking.window_hours == window_hours)))
+
+
+def instrument_identities(session: Session) -> list[sa.Row]:
+    """(id, exchange, symbol, base, quote) of every instrument."""
+    return list(session.execute(sa.select(Instrument.id, Instrument.exchange, Instrument.symbol, Instrument.base,
+                                          Instrument.quote)))
+
+
+def rankings_as_of(session: Session) -> dt.datetime | None:
+    return session.scalar(sa.select(sa.func.max(Ranking.as_of)))
 
 
 # -- system A queries -------------------------------------------------------------------------------

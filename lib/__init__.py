@@ -4,17 +4,25 @@
     with lib.AlphaVantageClient(api_key="...") as client:
         bars = client.daily("IBM")          # list[lib.Bar], oldest first, UTC
 
+    source = lib.ExchangeSource()           # live crypto markets through ccxt (or lib.CryptowatchClient())
+    info = source.resolve(lib.parse_market("kraken:btcusd"))
+    minutes = source.candles(info, lib.Interval.MIN1, since)
+
 Errors are the classes of `lib.errors`; `error.retryable` says whether trying later may help.
 Nothing here imports Flask.
 """
 from lib import errors, stats
 from lib.alphavantage import AlphaVantageClient
 from lib.bars import Bar, Interval
+from lib.cryptowatch import CryptowatchClient
 from lib.errors import (MarketDataError, NotFoundError, PermanentError, QuotaExhaustedError, RateLimitedError,
                         RetryableError)
+from lib.exchange import ExchangeClient, ExchangeSource
 from lib.http import RetryPolicy
+from lib.markets import MarketId, MarketInfo, parse_market, parse_markets
 
 __all__ = [
-    "AlphaVantageClient", "Bar", "Interval", "MarketDataError", "NotFoundError", "PermanentError",
-    "QuotaExhaustedError", "RateLimitedError", "RetryPolicy", "RetryableError", "errors", "stats",
+    "AlphaVantageClient", "Bar", "CryptowatchClient", "ExchangeClient", "ExchangeSource", "Interval", "MarketDataError",
+    "MarketId", "MarketInfo", "NotFoundError", "PermanentError", "QuotaExhaustedError", "RateLimitedError",
+    "RetryPolicy", "RetryableError", "errors", "parse_market", "parse_markets", "stats",
 ]

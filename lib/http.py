@@ -164,7 +164,7 @@ class HttpClient:
         headers = raw.headers
         if raw.status_code == 429:
             raise errors.RateLimitedError(f"{self.source}: rate limited (HTTP 429)",
-                                          retry_after=_retry_after(headers), **context)
+                                          retry_after=retry_after(headers), **context)
         if raw.status_code >= 500:
             raise errors.ServerError(f"{self.source}: server error (HTTP {raw.status_code})",
                                      status=raw.status_code, **context)
@@ -180,7 +180,8 @@ class HttpClient:
         return Response(raw.status_code, headers, payload)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds of a `Retry-After` header, when it carries a number."""
     value = headers.get("Retry-After")
     try:
         return float(value) if value is not None else None

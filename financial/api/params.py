@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from flask import request
 from marshmallow import RAISE, Schema, ValidationError, missing
@@ -28,6 +28,22 @@ class StrictDate(fields.Field):
             return dt.date.fromisoformat(value)
         except ValueError:
             raise ValidationError("is not a real calendar date") from None
+
+
+class Parsed(fields.Field):
+    """Text turned into a value by `parse`, whose ValueError says what was wrong (e.g. a window like 7d)."""
+
+    def __init__(self, parse: Callable[[str], Any], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.parse = parse
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError("must be text")
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class _Parser(FlaskParser):
@@ -94,6 +110,11 @@ def symbol(description: str, *, required: bool = False) -> fields.Field:
 def choice(description: str, choices: list[str], *, default: str) -> fields.Field:
     one_of = validate.OneOf(choices, error=f"must be one of {', '.join(choices)}")
     return fields.String(load_default=default, validate=one_of, metadata={"description": description, "enum": choices})
+
+
+def parsed(description: str, parse: Callable[[str], Any], *, default: str) -> fields.Field:
+    """A text parameter read by `parse`; `default` is given as a user would write it."""
+    return Parsed(parse, load_default=parse(default), metadata={"description": description, "default": default})
 
 
 def doc_params(query_schema: Schema) -> dict[str, dict]:

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -64,3 +65,42 @@ class FakeServer:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stop()
+
+
+def send(start_response: Any, status: str, body: Any, *, content_type: str = "application/json",
+         headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    """Answer a WSGI request: dicts and lists as compact JSON, text as UTF-8, bytes as they are."""
+    if isinstance(body, (dict, list)):
+        data = json.dumps(body, separators=(",", ":")).encode()
+    elif isinstance(body, str):
+        data = body.encode()
+    else:
+        data = body
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(data))), *(headers or [])])
+    return [data]
+
+
+HTML_ERROR_PAGE = ("<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n<body><center><h1>502 Bad "
+                   "Gateway</h1></center><hr><center>cloudflare</center></body></html>\n")
+
+
+class Scenarios(dict):
+    """Failure switches by key (a symbol, a market): `"name"` applies to every call, `"name:N"` to the first N
+    calls for that key, after which the key is served normally (an outage, then recovery)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def active(self, key: str) -> str | None:
+        spec = self.get(key)
+        if not spec:
+            return None
+        name, _, count = spec.partition(":")
+        if not count:
+            return name
+        with self._lock:
+            seen = self._calls.get(key, 0)
+            self._calls[key] = seen + 1
+        return name if seen < int(count) else None

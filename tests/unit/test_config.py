@@ -23,6 +23,14 @@ INVALID = [
     ("ALPHAVANTAGE_MIN_INTERVAL", "nan"),
     ("CRYPTOWATCH_BASE_URL", "api.cryptowat.ch"),
     ("CRYPTO_SOURCE", "kraken"),
+    ("EXCHANGE_BASE_URLS", "kraken"),
+    ("EXCHANGE_BASE_URLS", "kraken=127.0.0.1:8001"),
+    ("EXCHANGE_BASE_URLS", "kraken=http://ok,binance"),
+    ("EXCHANGE_MIN_INTERVAL", "soon"),
+    ("EXCHANGE_MIN_INTERVAL", "-0.5"),
+    ("MINUTE_RETENTION_DAYS", "0"),
+    ("MINUTE_RETENTION_DAYS", "30.5"),
+    ("MINUTE_RETENTION_DAYS", "3651"),
     ("REDIS_URL", "http://127.0.0.1:6379"),
     ("APP_ENV", "staging"),
     ("SMTP_PORT", "smtp"),
@@ -103,6 +111,16 @@ def test_valid_values_are_parsed():
     assert settings.log_level == "DEBUG"
     assert settings.auto_migrate is False
     assert settings.redis_url == "redis://cache:6379/0"
+
+
+def test_crypto_tracking_settings():
+    defaults = settings_of()
+    assert (defaults.exchange_base_urls, defaults.exchange_min_interval, defaults.minute_retention_days) == (
+        None, None, 30)
+    settings = settings_of(EXCHANGE_BASE_URLS=" Kraken=http://127.0.0.1:8001/ , binance=https://mirror.example/b ",
+                           EXCHANGE_MIN_INTERVAL="0", MINUTE_RETENTION_DAYS="7")
+    assert settings.exchange_base_urls == "kraken=http://127.0.0.1:8001,binance=https://mirror.example/b"
+    assert (settings.exchange_min_interval, settings.minute_retention_days) == (0.0, 7)
 
 
 def test_empty_values_mean_the_default():

@@ -1,0 +1,94 @@
+"""System B's endpoints: tracked instruments' figures over a window and their volatility ranking
+(`/api/metrics`, `/api/metrics/{id}`, `/api/metrics/{id}/prices`; SPEC §5.B)."""
+from __future__ import annotations
+
+from flask_restx import Resource, fields
+
+from financial.api import params
+from financial.api.envelope import cached_query, envelope, envelope_model, namespace, paginated, responds
+from financial.services import metrics
+
+ns = namespace("metrics", "Tracked instruments (crypto markets and stocks): figures over a window and their "
+                          "volatility ranking, computed once per ingest", path="/api")
+
+METRIC = ns.model("Metric", {
+    "id": fields.Integer(example=3, description="Instrument id (for /api/metrics/{id})"),
+    "exchange": fields.String(example="kraken", description="Exchange id; null for stocks"),
+    "symbol": fields.String(example="btcusd", description="Pair (crypto, lower-case) or ticker (stocks)"),
+    "base": fields.String(example="BTC", description="Base currency; null for stocks"),
+    "quote": fields.String(example="USD", description="Quote currency; null for stocks"),
+    "interval": fields.String(example="1min", description="The finest stored interval, which the figures use"),
+    "last_price": fields.Float(example=61234.5, description="Last close in the window"),
+    "last_time": fields.String(example="2026-11-24T10:41:00Z", description="Start of that bar, ISO 8601 UTC"),
+    "points": fields.Integer(example=1439, description="Bars in the window"),
+    "mean": fields.Float(example=61020.17, description="Mean close"),
+    "stdev": fields.Float(example=212.4, description="Population standard deviation of the close"),
+    "volatility": fields.Float(example=0.0813, description="Population standard deviation of the simple "
+                               "returns between consecutive bars, in percent"),
+    "rank": fields.Integer(example=1, description="1 = highest `rank_by` figure; null without one"),
+})
+PRICE = ns.model("Price", {
+    "price": fields.Float(example=61234.5, description="Close"),
+    "time": fields.String(example="2026-11-24T10:41:00Z", description="Bar start, ISO 8601 UTC"),
+})
+METRICS = envelope_model(ns, "MetricsResponse", fields.List(fields.Nested(METRIC)), paginated=True)
+METRIC_RESPONSE = envelope_model(ns, "MetricResponse", fields.Nested(METRIC))
+PRICES = envelope_model(ns, "PricesResponse", fields.List(fields.Nested(PRICE)), paginated=True)
+
+
+def _window():
+    return params.parsed("Window ending at the last ingest: <n>h or <n>d, from 1h to 366d. 24h, 7d and 30d are "
+                         "precomputed; others are computed on first request", metrics.parse_window, default="24h")
+
+
+def _rank_by():
+    return params.choice("Figure ranked on (1 = highest)", list(metrics.RANK_BY), default="stdev")
+
+
+METRICS_ARGS = params.schema({
+    "window": _window(),
+    "rank_by": _rank_by(),
+    "limit": params.integer("Instruments per page", default=100, low=1, high=1000),
+    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+})
+METRIC_ARGS = params.schema({"window": _window(), "rank_by": _rank_by()})
+PRICES_ARGS = params.schema({
+    "window": _window(),
+    "limit": params.integer("Prices per page (30 days of minutes fit in one)", default=50_000, low=1, high=50_000),
+    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+})
+ID_DOC = {"instrument_id": "Instrument id, from /api/metrics"}
+
+
+@ns.route("/metrics")
+class Metrics(Resource):
+    @ns.doc(params=params.doc_params(METRICS_ARGS))
+    @ns.response(200, "Every tracked instrument by rank; those without figures last, with nulls", METRICS)
+    @responds(ns, 400)
+    def get(self):
+        """Every tracked instrument's figures over a window, ranked by standard deviation or volatility."""
+        return cached_query("metrics", METRICS_ARGS,
+                            lambda args: paginated(*metrics.metrics(**args), args["page"], args["limit"]))
+
+
+@ns.route("/metrics/<int:instrument_id>")
+class Metric(Resource):
+    @ns.doc(params={**params.doc_params(METRIC_ARGS), **ID_DOC})
+    @ns.response(200, "The instrument's figures and rank", METRIC_RESPONSE)
+    @responds(ns, 400, 404)
+    def get(self, instrument_id: int):
+        """One tracked instrument's figures over a window, with its rank."""
+        return cached_query(f"metric:{instrument_id}", METRIC_ARGS,
+                            lambda args: envelope(metrics.metric(instrument_id, **args)))
+
+
+@ns.route("/metrics/<int:instrument_id>/prices")
+class Prices(Resource):
+    @ns.doc(params={**params.doc_params(PRICES_ARGS), **ID_DOC})
+    @ns.response(200, "The window's closes, oldest first", PRICES)
+    @responds(ns, 400, 404)
+    def get(self, instrument_id: int):
+        """One tracked instrument's closes over a window (its finest interval), oldest first."""
+        return cached_query(f"prices:{instrument_id}", PRICES_ARGS,
+                            lambda args: paginated(*metrics.prices(instrument_id, **args), args["page"],
+                                                   args["limit"]))

@@ -1,0 +1,176 @@
+"""System B: every tracked instrument's figures over a window, ranked by volatility (SPEC §5.B).
+
+Figures of an instrument are computed on its finest stored interval (a stock with only daily bars is
+measured on those, one with minute bars on the minutes), over the window that ends at the moment of the
+last ingest (`as_of`), start and end included: `points`, `mean` and population `stdev` of the close,
+`volatility` (population standard deviation of the simple returns between consecutive bars, in percent),
+and the last close. Rank 1 is the highest figure; instruments without one (no points in the window; a
+single point has no return) come last, unranked, with nulls; equal figures keep exchange, symbol order.
+
+The standard windows (24h, 7d, 30d) are computed once per ingest (`refresh_rankings`) and stored; a
+request reads the stored rows. Any other window (`window=36h`) is computed on demand, in SQL, over the
+same `as_of`, and then cached like every other answer until the data generation changes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from typing import Any
+
+from financial import caching, storage
+from financial.errors import NotFound
+from financial.extensions import db
+from financial.models import utcnow
+
+STANDARD_WINDOWS = {24: "24h", 7 * 24: "7d", 30 * 24: "30d"}  # hours → their usual spelling
+MAX_WINDOW_HOURS = 366 * 24
+RANK_BY = ("stdev", "volatility")
+FIGURES = ("interval", "points", "mean", "stdev", "volatility", "last_price", "last_time", "rank_stdev",
+           "rank_volatility")
+_WINDOW = re.compile(r"^([1-9][0-9]{0,5})([hd])$")
+
+
+def parse_window(text: str) -> int:
+    """`<n>h` or `<n>d` (case-insensitive) → hours, from 1h to 366d."""
+    match = _WINDOW.match(text.strip().lower())
+    if not match:
+        raise ValueError("must be a number of hours or days, like 24h or 7d")
+    hours = int(match.group(1)) * (24 if match.group(2) == "d" else 1)
+    if hours > MAX_WINDOW_HOURS:
+        raise ValueError(f"must be at most 366d ({MAX_WINDOW_HOURS}h)")
+    return hours
+
+
+# -- computing --------------------------------------------------------------------------------------
+
+def compute(session, window_hours: int, as_of: dt.datetime, finest: dict[int, str | None] | None = None) -> list[dict]:
+    """Unranked figures of every instrument over [as_of − window, as_of] (naive UTC), on its finest interval."""
+    finest = storage.finest_intervals(session) if finest is None else finest
+    start = as_of - dt.timedelta(hours=window_hours)
+    by_interval: dict[str, list[int]] = {}
+    for instrument_id, interval in finest.items():
+        if interval is not None:
+            by_interval.setdefault(interval, []).append(instrument_id)
+    figures = {row.instrument_id: row for interval, ids in by_interval.items()
+               for row in storage.window_figures(session, ids, interval, start, as_of)}
+    rows = []
+    for instrument_id, interval in finest.items():
+        row = figures.get(instrument_id)
+        rows.append({
+            "window_hours": window_hours, "instrument_id": instrument_id, "interval": interval,
+            "points": row.points if row else 0,
+            "mean": float(row.mean) if row else None,
+            "stdev": _root(row.variance) if row else None,
+            "volatility": None if row is None or row.return_variance is None else _root(row.return_variance) * 100,
+            "last_price": float(row.last_price) if row else None,
+            "last_time": row.last_time if row else None,
+            "as_of": as_of,
+        })
+    return rows
+
+
+def _root(variance: Any) -> float:
+    # The square root is taken here rather than in SQL: SQLite may be built without math functions.
+    return math.sqrt(max(0.0, float(variance)))
+
+
+def rank(rows: list[dict], identities: dict[int, Any]) -> list[dict]:
+    """Set `rank_stdev` and `rank_volatility` on each row (1 = highest; None without the figure)."""
+    for figure in RANK_BY:
+        for row in rows:
+            row[f"rank_{figure}"] = None
+        ranked = sorted((row for row in rows if row[figure] is not None),
+                        key=lambda row: (-row[figure], identities[row["instrument_id"]].exchange,
+                                         identities[row["instrument_id"]].symbol, row["instrument_id"]))
+        for number, row in enumerate(ranked, 1):
+            row[f"rank_{figure}"] = number
+    return rows
+
+
+def _instruments(session) -> dict[int, Any]:
+    return {row.id: row for row in storage.instrument_identities(session)}
+
+
+def refresh_rankings(now: dt.datetime | None = None) -> int:
+    """Compute the standard windows as of `now` and store them in place of the previous ones, with a new
+    data generation (so no cache serves the old ranking). Called once per ingest; returns the rows stored."""
+    session = db.session
+    # Whole seconds: MySQL's DATETIME keeps no fraction, and the stored as_of must be the one computed with.
+    as_of = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    try:
+        finest = storage.finest_intervals(session)
+        instruments = _instruments(session)
+        rows = [row for hours in STANDARD_WINDOWS for row in rank(compute(session, hours, as_of, finest), instruments)]
+        storage.replace_rankings(session, rows)
+        generation = storage.bump_generation(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    caching.publish_generation(generation)
+    return len(rows)
+
+
+# -- reading (the API) ------------------------------------------------------------------------------
+
+def _table(window_hours: int) -> list[dict]:
+    """Every instrument with its ranked figures over the window: stored for the standard windows, computed
+    for the others. An instrument created after the last ingest has no figures until the next one."""
+    session = db.session
+    instruments = _instruments(session)
+    if window_hours in STANDARD_WINDOWS:
+        figures = {row.instrument_id: {name: getattr(row, name) for name in FIGURES}
+                   for row in storage.rankings(session, window_hours)}
+    else:
+        as_of = storage.rankings_as_of(session) or utcnow()
+        figures = {row["instrument_id"]: row for row in rank(compute(session, window_hours, as_of), instruments)}
+    empty = dict.fromkeys(FIGURES) | {"points": 0}
+    return [{"instrument": instrument} | figures.get(instrument_id, empty)
+            for instrument_id, instrument in instruments.items()]
+
+
+def _public(row: dict, rank_by: str) -> dict:
+    instrument = row["instrument"]
+    return {
+        "id": instrument.id, "exchange": instrument.exchange or None, "symbol": instrument.symbol,
+        "base": instrument.base, "quote": instrument.quote, "interval": row["interval"],
+        "last_price": row["last_price"], "last_time": row["last_time"], "points": row["points"],
+        "mean": row["mean"], "stdev": row["stdev"], "volatility": row["volatility"], "rank": row[f"rank_{rank_by}"],
+    }
+
+
+def metrics(*, window: int, rank_by: str = "stdev", limit: int, page: int) -> tuple[list[dict], int]:
+    """One page of every tracked instrument's figures over the window, by rank; and how many there are."""
+    key = f"rank_{rank_by}"
+    rows = sorted(_table(window), key=lambda row: (row[key] is None, row[key] or 0, row["instrument"].exchange,
+                                                   row["instrument"].symbol, row["instrument"].id))
+    offset = (page - 1) * limit
+    return [_public(row, rank_by) for row in rows[offset:offset + limit]], len(rows)
+
+
+def metric(instrument_id: int, *, window: int, rank_by: str = "stdev") -> dict:
+    """One instrument's figures over the window, with its rank."""
+    for row in _table(window):
+        if row["instrument"].id == instrument_id:
+            return _public(row, rank_by)
+    raise NotFound(f"no tracked instrument with id {instrument_id}")
+
+
+def prices(instrument_id: int, *, window: int, limit: int, page: int) -> tuple[list[dict], int]:
+    """The window's closes of one instrument on its finest interval, oldest first, and how many there are."""
+    session = db.session
+    finest = storage.finest_intervals(session)
+    if instrument_id not in finest:
+        raise NotFound(f"no tracked instrument with id {instrument_id}")
+    interval = finest[instrument_id]
+    if interval is None:
+        return [], 0
+    end = storage.rankings_as_of(session) or utcnow()
+    start = end - dt.timedelta(hours=window)
+    count = storage.count_window_prices(session, instrument_id, interval, start, end)
+    rows = []
+    if count > (page - 1) * limit:
+        rows = storage.window_prices(session, instrument_id, interval, start, end, limit=limit,
+                                     offset=(page - 1) * limit)
+    return [{"price": row.close, "time": row.ts} for row in rows], count
