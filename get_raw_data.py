@@ -3,12 +3,14 @@
     python get_raw_data.py                                 # AlphaVantage daily, IBM and AAPL, last 14 days
     python get_raw_data.py --symbols IBM,MSFT --days 30
     python get_raw_data.py --symbols IBM --interval 1min   # AlphaVantage intraday
+    python get_raw_data.py --source csv --path FILE_OR_DIR # historical coin CSV files (one coin per file)
     python get_raw_data.py --demo                          # the bundled sample data, offline
     python get_raw_data.py --every 60 [other options]      # scheduler mode: repeat, never overlap itself
 
 Progress goes to stderr, the per-symbol summary to stdout. Exit status: 0 when every symbol was stored,
 1 when any failed or the database cannot be opened, 2 for bad usage or configuration (each with a
-one-line message, no traceback).
+one-line message, no traceback). A CSV file counts as stored when its good rows are; the rows it skipped
+as bad are logged by line and counted in its summary line.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import time
 from typing import Sequence
 
 import lib
-from financial import Settings, StartupError, create_app, demo, ingest
+from financial import Settings, StartupError, create_app, csv_ingest, demo, ingest
 from financial.extensions import db
 from financial.locks import LockBusy, exclusive
 
@@ -38,8 +40,9 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="get_raw_data.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", choices=["alphavantage"], default="alphavantage",
+    parser.add_argument("--source", choices=["alphavantage", "csv"], default="alphavantage",
                         help="where to fetch from (default: alphavantage)")
+    parser.add_argument("--path", help="with --source csv: a CSV file, or a folder whose *.csv files are all loaded")
     parser.add_argument("--symbols", default=DEFAULT_SYMBOLS,
                         help="comma-separated stock symbols (default: %(default)s)")
     parser.add_argument("--days", type=int, default=14, help="how many days back to store (default: %(default)s)")
@@ -63,9 +66,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.demo:
         try:  # bad usage is reported before anything touches the database
             symbols_of(args.symbols)
+            check_csv_args(args)
         except UsageError as exc:
             parser.error(str(exc))
     return args
+
+
+def check_csv_args(args: argparse.Namespace) -> None:
+    if args.source != "csv":
+        if args.path is not None:
+            raise UsageError("--path needs --source csv")
+        return
+    if not args.path:
+        raise UsageError("--source csv needs --path FILE_OR_DIR")
+    if args.interval is not lib.Interval.DAY:
+        raise UsageError("--source csv loads daily bars; --interval must be 1day")
+    try:
+        csv_ingest.csv_files(args.path)
+    except ValueError as exc:
+        raise UsageError(f"--path: {exc}") from None
 
 
 def symbols_of(text: str) -> list[str]:
@@ -86,6 +105,8 @@ def symbols_of(text: str) -> list[str]:
 def build_tasks(settings: Settings, args: argparse.Namespace) -> list[ingest.Task]:
     if args.demo:
         return demo.demo_tasks()
+    if args.source == "csv":
+        return csv_ingest.csv_tasks(csv_ingest.csv_files(args.path))
     symbols = symbols_of(args.symbols)
     client = lib.AlphaVantageClient(settings.alphavantage_api_key, settings.alphavantage_base_url,
                                     min_interval=settings.alphavantage_min_interval, environ={})

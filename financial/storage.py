@@ -6,7 +6,11 @@ the transaction, so an ingest can write a whole symbol, bump the data generation
 from __future__ import annotations
 
 import datetime as dt
+import math
+import operator
+import re
 import uuid
+import weakref
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -87,9 +91,10 @@ _BAR_UPDATE = {
 def bar_rows(instrument_id: int, interval: lib.Interval | str, bars: Iterable[lib.Bar]) -> list[dict]:
     """Rows for `upsert_bars`: timestamps converted to naive UTC, the storage convention."""
     interval = str(interval)
+    # A lib.Bar's timestamp has a zero UTC offset (checked when it is built), so dropping the zone
+    # leaves its UTC wall time; astimezone() would cost more than the rest of the row.
     return [
-        {"instrument_id": instrument_id, "interval": interval,
-         "ts": bar.timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None),
+        {"instrument_id": instrument_id, "interval": interval, "ts": bar.timestamp.replace(tzinfo=None),
          "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume,
          "adjusted_close": bar.adjusted_close, "market_cap": bar.market_cap}
         for bar in bars
@@ -97,13 +102,98 @@ def bar_rows(instrument_id: int, interval: lib.Interval | str, bars: Iterable[li
 
 
 def upsert_bars(session: Session, rows: Sequence[dict], *, batch_size: int = UPSERT_BATCH) -> int:
-    """Insert or update bar rows (see `bar_rows`) by their (instrument, interval, ts) key; returns the count."""
+    """Insert or update bar rows (see `bar_rows`) by their (instrument, interval, ts) key; returns the count.
+
+    The statement is SQLAlchemy's (`_upsert` with `_BAR_UPDATE`), compiled once per dialect; the rows go
+    to the driver directly. At a million rows, SQLAlchemy's per-row parameter processing (and PyMySQL's
+    per-value escaping) cost several times the database's own work, so SQLite gets them as an
+    `executemany` of plain tuples and MySQL as one multi-row VALUES list per batch (see `_mysql_literal`).
+    """
     if not rows:
         return 0
-    stmt = _upsert(session, Bar.__table__, ("instrument_id", "interval", "ts"), _BAR_UPDATE)
-    for start in range(0, len(rows), batch_size):
-        session.execute(stmt, list(rows[start:start + batch_size]))
+    connection = session.connection()
+    sql, names = _bar_upsert_sql(session)
+    values_of = operator.itemgetter(*names)
+    cursor = connection.connection.cursor()
+    try:
+        if connection.dialect.name == "sqlite":
+            ts = names.index("ts")
+            for start in range(0, len(rows), batch_size):
+                batch = [list(values_of(row)) for row in rows[start:start + batch_size]]
+                for values in batch:
+                    values[ts] = _sqlite_datetime(values[ts])
+                cursor.executemany(sql, batch)
+        else:
+            head, tail = sql
+            for start in range(0, len(rows), batch_size):
+                listed = ",".join(f"({','.join(map(_mysql_literal, values_of(row)))})"
+                                  for row in rows[start:start + batch_size])
+                cursor.execute(head + listed + tail)
+    finally:
+        cursor.close()
     return len(rows)
+
+
+def _bar_upsert_sql(session: Session) -> tuple[str | tuple[str, str], tuple[str, ...]]:
+    """The bar upsert compiled for the session's dialect, and the column order of its VALUES: for SQLite
+    the whole statement, for MySQL the text before and after its VALUES tuple."""
+    dialect = session.get_bind().dialect
+    compiled = _COMPILED_BAR_UPSERT.get(dialect)
+    if compiled is None:
+        stmt = _upsert(session, Bar.__table__, ("instrument_id", "interval", "ts"), _BAR_UPDATE)
+        statement = stmt.compile(dialect=dialect, column_keys=[column.name for column in Bar.__table__.c])
+        sql, names = statement.string, statement.positiontup
+        if dialect.name != "sqlite":
+            head, values, tail = re.fullmatch(r"(?s)(.*?\bVALUES\s*)(\((?:%\(\w+\)s|[^()])*\))(.*)", sql).groups()
+            sql = (head, tail)
+            names = names or re.findall(r"%\((\w+)\)s", values)  # PyMySQL's named paramstyle
+        compiled = _COMPILED_BAR_UPSERT[dialect] = (sql, tuple(names))
+    return compiled
+
+
+_COMPILED_BAR_UPSERT: "weakref.WeakKeyDictionary[sa.Dialect, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _sqlite_datetime(value: dt.datetime) -> str:
+    # SQLAlchemy's storage format for DateTime on SQLite (always six fraction digits); every query
+    # compares against values in this format, so the text must match it exactly.
+    return value.isoformat(" ", "microseconds")
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9._:-]*")
+
+
+def _float_literal(value: float) -> str:
+    if not math.isfinite(value):
+        raise ValueError(f"{value!r} cannot be stored in MySQL")
+    return repr(float(value))
+
+
+def _datetime_literal(value: dt.datetime) -> str:
+    return f"'{value.isoformat(' ', 'microseconds' if value.microsecond else 'seconds')}'"
+
+
+def _text_literal(value: str) -> str:
+    if not _PLAIN_TEXT.fullmatch(value):
+        raise ValueError(f"not a bar value: {value!r}")
+    return f"'{value}'"
+
+
+_LITERALS = {float: _float_literal, int: str, type(None): lambda value: "NULL", dt.datetime: _datetime_literal,
+             str: _text_literal}
+
+
+def _mysql_literal(value) -> str:
+    """A value of a bar row as a MySQL literal, written as PyMySQL would escape it. Only the types of a bar
+    row are accepted (numbers, timestamps, the interval's plain text), so nothing needs quoting."""
+    literal = _LITERALS.get(type(value))
+    if literal is not None:
+        return literal(value)
+    if isinstance(value, float):  # numpy floats and other float subclasses
+        return _float_literal(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(int(value))
+    raise TypeError(f"not a bar value: {value!r}")
 
 
 def latest_bar_time(session: Session, instrument_id: int, interval: lib.Interval | str) -> dt.datetime | None:
@@ -179,3 +269,112 @@ def bump_generation(session: Session) -> str:
                    {"value": lambda new, cur: new.value, "updated_at": lambda new, cur: new.updated_at})
     session.execute(stmt, [{"name": GENERATION, "value": generation, "updated_at": utcnow()}])
     return generation
+
+
+# -- system D queries: the dashboard and search -----------------------------------------------------
+
+DAY_CHANGES = {"change_1d": 1, "change_7d": 7, "change_30d": 30}  # column -> calendar days back
+DASHBOARD_ORDER = ("crypto", "symbol", "price", "change_1d", "change_7d", "change_30d", "volume", "market_cap")
+
+
+def _has_daily_bars():
+    return sa.exists().where(Bar.instrument_id == Instrument.id, Bar.interval == DAILY)
+
+
+def _last_daily_ts(before: dt.datetime | None = None):
+    """The time of the instrument's last daily bar before `before` (of all, without it), correlated to the
+    enclosing query's instrument: one seek at the end of a primary-key range per instrument."""
+    bar = sa.orm.aliased(Bar)
+    conditions = [bar.instrument_id == Instrument.id, bar.interval == DAILY]
+    if before is not None:
+        conditions.append(bar.ts < before)
+    return sa.select(sa.func.max(bar.ts)).where(*conditions).scalar_subquery()
+
+
+def daily_instruments(session: Session, symbols: Sequence[str]) -> list[sa.Row]:
+    """(id, symbol) of the instruments with daily bars whose symbol is one of `symbols` (upper-case),
+    compared case-insensitively; a symbol shared by several instruments gives each of them."""
+    query = (sa.select(Instrument.id, Instrument.symbol)
+             .where(sa.func.upper(Instrument.symbol).in_(list(symbols)), _has_daily_bars())
+             .order_by(Instrument.id))
+    return list(session.execute(query))
+
+
+def latest_daily_date(session: Session, instrument_ids: Sequence[int] | None = None) -> dt.date | None:
+    """The date of the newest daily bar of the given instruments (of any instrument, without them)."""
+    if instrument_ids is None:
+        latest = session.scalar(sa.select(sa.func.max(Bar.ts)).where(Bar.interval == DAILY))  # (interval, ts) index
+    else:
+        latest = session.scalar(sa.select(sa.func.max(_last_daily_ts()))
+                                .where(Instrument.id.in_(list(instrument_ids))))
+    return _as_datetime(latest).date() if latest is not None else None
+
+
+def _as_datetime(value) -> dt.datetime:
+    # An aggregate over a DateTime column comes back from SQLite as text: SQLAlchemy only converts columns.
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+
+
+def dashboard_rows(session: Session, *, day: dt.date, instrument_ids: Sequence[int] | None, order_by: str,
+                   descending: bool) -> list[sa.Row]:
+    """Each instrument's daily figures on `day`, sorted, in SQL.
+
+    Rows (id, crypto, symbol, price, change_1d, change_7d, change_30d, volume, market_cap): the close,
+    volume and market cap of the last daily bar on or before `day`, and the percent change of that close
+    against the last close on or before `day` minus 1, 7 and 30 calendar days (NULL without such a bar
+    or when that close is 0). `crypto` is the name, or the symbol when there is none. With
+    `instrument_ids` None: every instrument with a daily bar on or before `day`; else those instruments,
+    with NULL figures when they have no bar by then. Sorted by `order_by` (one of DASHBOARD_ORDER), NULLs
+    last in both directions, ties by symbol, name and id.
+    """
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    crypto = sa.func.coalesce(sa.func.nullif(Instrument.name, ""), Instrument.symbol)
+    picked = (sa.select(Instrument.id, Instrument.symbol, crypto.label("crypto"), _last_daily_ts(end).label("t0"),
+                        *(_last_daily_ts(end - dt.timedelta(days=days)).label(f"t_{column}")
+                          for column, days in DAY_CHANGES.items()))
+              .where(Instrument.id.in_(list(instrument_ids)) if instrument_ids is not None else _has_daily_bars())
+              .subquery("picked"))
+
+    def bar_at(ts_column):
+        bar = sa.orm.aliased(Bar)
+        return bar, sa.and_(bar.instrument_id == picked.c.id, bar.interval == DAILY, bar.ts == ts_column)
+
+    now, on_now = bar_at(picked.c.t0)
+    query = sa.select(picked.c.id, picked.c.crypto, picked.c.symbol).select_from(picked).outerjoin(now, on_now)
+    figures = {"price": now.close, "volume": now.volume, "market_cap": now.market_cap}
+    for column in DAY_CHANGES:
+        then, on_then = bar_at(picked.c[f"t_{column}"])
+        query = query.outerjoin(then, on_then)
+        figures[column] = (now.close - then.close) / sa.func.nullif(then.close, 0) * 100
+    query = query.add_columns(*(figures[column].label(column) for column in DASHBOARD_ORDER[2:]))
+    if instrument_ids is None:
+        query = query.where(picked.c.t0.is_not(None))
+    keys = {"crypto": sa.func.lower(picked.c.crypto), "symbol": sa.func.lower(picked.c.symbol), **figures}
+    key = keys[order_by]
+    query = query.order_by(key.is_(None), key.desc() if descending else key.asc(),
+                           sa.func.lower(picked.c.symbol), sa.func.lower(picked.c.crypto), picked.c.id)
+    return list(session.execute(query))
+
+
+def search_instruments(session: Session, text: str, *, limit: int, offset: int) -> tuple[list[sa.Row], int]:
+    """(name, symbol, exchange, asset_class) of the instruments whose name or symbol contains `text`,
+    case-insensitively (LIKE wildcards in `text` match only themselves), and how many there are.
+
+    Exact matches of the name or symbol come first, then those starting with `text`, then the rest; within
+    each, by name (the symbol where there is none), symbol, exchange and asset class.
+    """
+    needle = text.lower()
+    symbol, name = sa.func.lower(Instrument.symbol), sa.func.lower(sa.func.coalesce(Instrument.name, ""))
+    matches = sa.or_(symbol.contains(needle, autoescape=True), name.contains(needle, autoescape=True))
+    rank = sa.case((sa.or_(symbol == needle, name == needle), 0),
+                   (sa.or_(symbol.startswith(needle, autoescape=True), name.startswith(needle, autoescape=True)), 1),
+                   else_=2)
+    shown = sa.func.lower(sa.func.coalesce(sa.func.nullif(Instrument.name, ""), Instrument.symbol))
+    query = (sa.select(Instrument.name, Instrument.symbol, Instrument.exchange, Instrument.asset_class)
+             .where(matches)
+             .order_by(rank, shown, sa.func.lower(Instrument.symbol), Instrument.exchange, Instrument.asset_class,
+                       Instrument.id)
+             .limit(limit).offset(offset))
+    count = session.scalar(sa.select(sa.func.count()).select_from(Instrument).where(matches)) or 0
+    rows = list(session.execute(query)) if count > offset else []
+    return rows, count
