@@ -19,7 +19,7 @@ from lib.bars import Bar, day_start
 
 HEADER = "SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap"
 ANCHOR = dt.date(2026, 11, 20)  # the sample's newest date; the demo re-dates it to yesterday on loading
-DAYS = 730
+DAYS = 400  # a little over a year
 # name, symbol, start price, circulating supply, daily volatility, days of history (None: DAYS)
 SAMPLE_COINS = [
     ("Bitcoin", "BTC", 26000.0, 19.4e6, 0.030, None),

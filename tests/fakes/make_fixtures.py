@@ -1,4 +1,5 @@
-"""Write the bundled AlphaVantage sample files: `python -m tests.fakes.make_fixtures [OUT_DIR]`.
+"""Write the bundled AlphaVantage sample files: `python -m tests.fakes.make_fixtures [OUT_DIR]`
+(and the sample coins' CSV files into the folder `csv` beside OUT_DIR, see tests.fakes.coin_csv).
 
 Each file is a TIME_SERIES_DAILY body exactly as the upstream sends it with `outputsize=full`:
 262 weekday bars (about one year) ending on the fixed anchor date below. The series are seeded, so
@@ -12,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from tests.fakes import coin_csv
 from tests.fakes.alphavantage import render_daily
 from tests.fakes.series import daily_bars
 
@@ -35,6 +37,8 @@ def write_fixtures(out_dir: Path = DEFAULT_OUT) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     for path in write_fixtures(Path(argv[0]) if argv else DEFAULT_OUT):
+        print(path)
+    for path in coin_csv.write_fixtures(Path(argv[0]).parent / "csv" if argv else coin_csv.DEFAULT_OUT):
         print(path)
     return 0
 

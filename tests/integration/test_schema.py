@@ -21,7 +21,9 @@ from tests.fakes.series import daily_bars, minute_bars
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"instruments", "bars", "service_state", "alembic_version"}
-DEMO_ROWS = 2 * 262
+DEMO_COINS = sorted((ROOT / "data" / "fixtures" / "csv").glob("*.csv"))
+DEMO_INSTRUMENTS = 2 + len(DEMO_COINS)
+DEMO_ROWS = 2 * 262 + sum(len(path.read_text().splitlines()) - 1 for path in DEMO_COINS)
 
 
 def head() -> str:
@@ -105,7 +107,8 @@ def test_two_processes_starting_together_on_an_empty_database(fresh_url):
     (api_code, api_out, api_err), (ingest_code, ingest_out, ingest_err) = results
     assert (api_code, api_out) == (0, "imported\n"), api_err
     assert ingest_code == 0, ingest_err
-    assert ingest_out.splitlines()[-1] == f"2 instruments: 2 ok, 0 failed, 0 skipped; {DEMO_ROWS} rows stored"
+    assert ingest_out.splitlines()[-1] == (f"{DEMO_INSTRUMENTS} instruments: {DEMO_INSTRUMENTS} ok, 0 failed, "
+                                           f"0 skipped; {DEMO_ROWS} rows stored")
     assert "Traceback" not in api_err + ingest_err
     revision, tables, views = schema_state(fresh_url)
     assert revision == head() and TABLES <= tables and "financial_data" in views
