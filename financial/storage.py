@@ -278,17 +278,29 @@ DASHBOARD_ORDER = ("crypto", "symbol", "price", "change_1d", "change_7d", "chang
 
 
 def _has_daily_bars():
-    return sa.exists().where(Bar.instrument_id == Instrument.id, Bar.interval == DAILY)
+    # A correlated "first one" lookup rather than EXISTS, which MySQL turns into a semi-join that reads
+    # the (interval, ts) index of every daily bar.
+    first = (sa.select(Bar.ts).where(Bar.instrument_id == Instrument.id, Bar.interval == DAILY)
+             .limit(1).scalar_subquery())
+    return first.is_not(None)
 
 
-def _last_daily_ts(before: dt.datetime | None = None):
-    """The time of the instrument's last daily bar before `before` (of all, without it), correlated to the
-    enclosing query's instrument: one seek at the end of a primary-key range per instrument."""
-    bar = sa.orm.aliased(Bar)
-    conditions = [bar.instrument_id == Instrument.id, bar.interval == DAILY]
-    if before is not None:
-        conditions.append(bar.ts < before)
-    return sa.select(sa.func.max(bar.ts)).where(*conditions).scalar_subquery()
+def _last_daily_times(session: Session, before: dt.datetime) -> sa.Subquery:
+    """(instrument_id, ts): the time of each instrument's last daily bar before `before`, as a subquery to
+    join. Each dialect gets the form its planner turns into one index seek per instrument:
+    - SQLite: a correlated MAX() per instrument, which it answers from the end of the primary-key range;
+    - MySQL: MAX() grouped by instrument, which it answers with a loose index scan of the primary key
+      (a correlated lookup would scan the instrument's whole series there, since a range on `ts` cannot
+      be built from a correlated value).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        bar = sa.orm.aliased(Bar)
+        last = (sa.select(sa.func.max(bar.ts))
+                .where(bar.instrument_id == Instrument.id, bar.interval == DAILY, bar.ts < before)
+                .scalar_subquery())
+        return sa.select(Instrument.id.label("instrument_id"), last.label("ts")).subquery()
+    return (sa.select(Bar.instrument_id, sa.func.max(Bar.ts).label("ts"))
+            .where(Bar.interval == DAILY, Bar.ts < before).group_by(Bar.instrument_id).subquery())
 
 
 def daily_instruments(session: Session, symbols: Sequence[str]) -> list[sa.Row]:
@@ -302,11 +314,10 @@ def daily_instruments(session: Session, symbols: Sequence[str]) -> list[sa.Row]:
 
 def latest_daily_date(session: Session, instrument_ids: Sequence[int] | None = None) -> dt.date | None:
     """The date of the newest daily bar of the given instruments (of any instrument, without them)."""
-    if instrument_ids is None:
-        latest = session.scalar(sa.select(sa.func.max(Bar.ts)).where(Bar.interval == DAILY))  # (interval, ts) index
-    else:
-        latest = session.scalar(sa.select(sa.func.max(_last_daily_ts()))
-                                .where(Instrument.id.in_(list(instrument_ids))))
+    query = sa.select(sa.func.max(Bar.ts)).where(Bar.interval == DAILY)  # the (interval, ts) index
+    if instrument_ids is not None:
+        query = query.where(Bar.instrument_id.in_(list(instrument_ids)))
+    latest = session.scalar(query)
     return _as_datetime(latest).date() if latest is not None else None
 
 
@@ -326,33 +337,39 @@ def dashboard_rows(session: Session, *, day: dt.date, instrument_ids: Sequence[i
     `instrument_ids` None: every instrument with a daily bar on or before `day`; else those instruments,
     with NULL figures when they have no bar by then. Sorted by `order_by` (one of DASHBOARD_ORDER), NULLs
     last in both directions, ties by symbol, name and id.
+
+    Each bar is found by looking up its time (`_last_daily_times`) and joined on the whole primary key: a
+    few index seeks per instrument, whatever the length of its history.
     """
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
     crypto = sa.func.coalesce(sa.func.nullif(Instrument.name, ""), Instrument.symbol)
-    picked = (sa.select(Instrument.id, Instrument.symbol, crypto.label("crypto"), _last_daily_ts(end).label("t0"),
-                        *(_last_daily_ts(end - dt.timedelta(days=days)).label(f"t_{column}")
-                          for column, days in DAY_CHANGES.items()))
-              .where(Instrument.id.in_(list(instrument_ids)) if instrument_ids is not None else _has_daily_bars())
-              .subquery("picked"))
+    query = sa.select(Instrument.id, crypto.label("crypto"), Instrument.symbol)
 
-    def bar_at(ts_column):
-        bar = sa.orm.aliased(Bar)
-        return bar, sa.and_(bar.instrument_id == picked.c.id, bar.interval == DAILY, bar.ts == ts_column)
+    def last_bar(before: dt.datetime):
+        """Join the instrument's last daily bar before `before` (outer: NULLs when there is none)."""
+        nonlocal query
+        times, bar = _last_daily_times(session, before), sa.orm.aliased(Bar)
+        query = (query.outerjoin(times, times.c.instrument_id == Instrument.id)
+                 .outerjoin(bar, sa.and_(bar.instrument_id == Instrument.id, bar.interval == DAILY,
+                                         bar.ts == times.c.ts)))
+        return bar, times
 
-    now, on_now = bar_at(picked.c.t0)
-    query = sa.select(picked.c.id, picked.c.crypto, picked.c.symbol).select_from(picked).outerjoin(now, on_now)
+    now, now_times = last_bar(end)
     figures = {"price": now.close, "volume": now.volume, "market_cap": now.market_cap}
-    for column in DAY_CHANGES:
-        then, on_then = bar_at(picked.c[f"t_{column}"])
-        query = query.outerjoin(then, on_then)
+    for column, days in DAY_CHANGES.items():
+        then, _ = last_bar(end - dt.timedelta(days=days))
         figures[column] = (now.close - then.close) / sa.func.nullif(then.close, 0) * 100
     query = query.add_columns(*(figures[column].label(column) for column in DASHBOARD_ORDER[2:]))
     if instrument_ids is None:
-        query = query.where(picked.c.t0.is_not(None))
-    keys = {"crypto": sa.func.lower(picked.c.crypto), "symbol": sa.func.lower(picked.c.symbol), **figures}
+        # On the looked-up time, not on the bar: `bar.ts IS NOT NULL` makes SQLite drive the query from
+        # the daily bars of every instrument.
+        query = query.where(now_times.c.ts.is_not(None))
+    else:
+        query = query.where(Instrument.id.in_(list(instrument_ids)))
+    keys = {"crypto": sa.func.lower(crypto), "symbol": sa.func.lower(Instrument.symbol), **figures}
     key = keys[order_by]
     query = query.order_by(key.is_(None), key.desc() if descending else key.asc(),
-                           sa.func.lower(picked.c.symbol), sa.func.lower(picked.c.crypto), picked.c.id)
+                           sa.func.lower(Instrument.symbol), sa.func.lower(crypto), Instrument.id)
     return list(session.execute(query))
 
 

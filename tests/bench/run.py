@@ -217,6 +217,7 @@ def bench_stack(stack: str, args, results: list[dict], env_base: dict) -> dict:
             "statistics (cached)": f"/api/statistics?symbol=IBM&start_date={year_ago}&end_date={yesterday}",
             "financial_data 100 rows (cached)":
                 f"/api/financial_data?start_date={month_ago}&end_date={yesterday}&limit=100",
+            "dashboard (cached)": "/api/dashboard",
         }
         for name, path in cached.items():
             warm(base + path)
