@@ -1,6 +1,7 @@
 """System D's dashboard: `/api/dashboard` (SPEC §5.D)."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from flask_restx import Resource, fields
@@ -14,6 +15,8 @@ from financial.services import dashboard
 ns = namespace("dashboard", "Daily price changes of coins (and any instrument with daily bars)", path="/api")
 
 MAX_SYMBOLS = 200
+# The dates whose 30-day look-back stays within what every backend stores (MySQL DATETIME: years 1000-9999).
+FIRST_DATE, LAST_DATE = dt.date(1000, 2, 1), dt.date(9999, 12, 30)
 SYMBOL = re.compile(params.SYMBOL_PATTERN)
 
 ENTRY = ns.model("DashboardEntry", {
@@ -73,7 +76,10 @@ class Dashboard(Resource):
 
     @staticmethod
     def build(args: dict) -> dict:
-        entries, count = dashboard.dashboard(symbols=symbols_of(args["id"]), day=args.get("date"),
+        day = args.get("date")
+        if day is not None and not FIRST_DATE <= day <= LAST_DATE:
+            raise BadRequest(f"date: must be between {FIRST_DATE} and {LAST_DATE} (got '{day}')")
+        entries, count = dashboard.dashboard(symbols=symbols_of(args["id"]), day=day,
                                              order_by=args["order_by"], descending=args["order_type"] == "desc",
                                              limit=args["limit"], page=args["page"])
         return paginated(entries, count, args["page"], args["limit"])

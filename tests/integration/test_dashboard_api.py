@@ -253,6 +253,9 @@ def test_a_new_ingest_shows_at_once(client, app, data):
     ("date=2024-02-30", "date"),
     ("date=20240201", "date"),
     ("date=", "date"),
+    ("date=0001-01-01", "date"),
+    ("date=1000-01-31", "date"),
+    ("date=9999-12-31", "date"),
     ("id=", "id"),
     ("id=,,", "id"),
     ("id=b%20c", "id"),
@@ -269,3 +272,10 @@ def test_bad_parameters_are_400_naming_them(client, query, names):
     assert response.status_code == 400
     body = response.get_json()
     assert body["data"] is None and names in body["info"]["error"]
+
+
+@pytest.mark.parametrize("day", ["1000-02-01", "9999-12-30"])
+def test_the_first_and_last_accepted_dates_are_answered(client, data, day):
+    status, body = get(client, date=day)
+    assert status == 200
+    assert_entries(body["data"], expected(data, dt.date.fromisoformat(day)))
