@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 import operator
 import re
 import uuid
@@ -191,7 +192,7 @@ def _mysql_literal(value) -> str:
         return literal(value)
     if isinstance(value, float):  # numpy floats and other float subclasses
         return _float_literal(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy integers too
         return str(int(value))
     raise TypeError(f"not a bar value: {value!r}")
 
