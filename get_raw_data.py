@@ -5,12 +5,14 @@
     python get_raw_data.py --symbols IBM --interval 1min   # AlphaVantage intraday
     python get_raw_data.py --source exchange --markets kraken:btcusd,binance:ethusdt --interval 1min
     python get_raw_data.py --source cryptowatch --markets kraken:btcusd --interval 1min
+    python get_raw_data.py --source csv --path FILE_OR_DIR # historical coin CSV files (one coin per file)
     python get_raw_data.py --demo                          # the bundled sample data, offline
     python get_raw_data.py --every 60 [other options]      # scheduler mode: repeat, never overlap itself
 
 Progress goes to stderr, the per-symbol summary to stdout. Exit status: 0 when every symbol was stored,
 1 when any failed or the database cannot be opened, 2 for bad usage or configuration (each with a
-one-line message, no traceback).
+one-line message, no traceback). A CSV file counts as stored when its good rows are; the rows it skipped
+as bad are logged by line and counted in its summary line.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Sequence
 
 import lib
-from financial import Settings, StartupError, create_app, demo, ingest, tracking
+from financial import Settings, StartupError, create_app, csv_ingest, demo, ingest, tracking
 from financial.extensions import db
 from financial.locks import LockBusy, exclusive
 
@@ -42,9 +44,11 @@ class UsageError(Exception):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="get_raw_data.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--source", choices=["alphavantage", *tracking.SOURCES],
-                        help="where to fetch from: alphavantage (stocks, the default), or a crypto source: "
-                             "cryptowatch or exchange (live, through ccxt; default for --markets: CRYPTO_SOURCE)")
+    parser.add_argument("--source", choices=["alphavantage", "csv", *tracking.SOURCES],
+                        help="where to fetch from: alphavantage (stocks, the default), csv (historical coin files "
+                             "in --path), or a crypto source: cryptowatch or exchange (live, through ccxt; default "
+                             "for --markets: CRYPTO_SOURCE)")
+    parser.add_argument("--path", help="with --source csv: a CSV file, or a folder whose *.csv files are all loaded")
     parser.add_argument("--symbols", help=f"comma-separated stock symbols (default: {DEFAULT_SYMBOLS})")
     parser.add_argument("--markets", help="comma-separated crypto markets as exchange:pair, e.g. "
                                           "kraken:btcusd,binance:ethusdt (watched markets are added to minute ingests)")
@@ -80,12 +84,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 raise UsageError("--markets: crypto markets need --source cryptowatch or exchange")
             if crypto:
                 markets_of(args.markets or "")
-            else:
+            elif args.source != "csv":
                 symbols_of(args.symbols or DEFAULT_SYMBOLS)
+            check_csv_args(args)
         except UsageError as exc:
             parser.error(str(exc))
     args.crypto = crypto
     return args
+
+
+def check_csv_args(args: argparse.Namespace) -> None:
+    if args.source != "csv":
+        if args.path is not None:
+            raise UsageError("--path needs --source csv")
+        return
+    if args.symbols is not None:
+        raise UsageError("--symbols: a CSV file names its own coin; give the files with --path")
+    if not args.path:
+        raise UsageError("--source csv needs --path FILE_OR_DIR")
+    if args.interval is not lib.Interval.DAY:
+        raise UsageError("--source csv loads daily bars; --interval must be 1day")
+    try:
+        csv_ingest.csv_files(args.path)
+    except ValueError as exc:
+        raise UsageError(f"--path: {exc}") from None
 
 
 def symbols_of(text: str) -> list[str]:
@@ -113,6 +135,8 @@ def markets_of(text: str) -> list[lib.MarketId]:
 def build_tasks(settings: Settings, args: argparse.Namespace) -> list[ingest.Task]:
     if args.demo:
         return demo.demo_tasks()
+    if args.source == "csv":
+        return csv_ingest.csv_tasks(csv_ingest.csv_files(args.path))
     tasks: list[ingest.Task] = []
     if not args.crypto:
         client = lib.AlphaVantageClient(settings.alphavantage_api_key, settings.alphavantage_base_url,

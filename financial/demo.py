@@ -4,7 +4,9 @@ The files under data/fixtures/ are in the upstreams' own wire formats and go thr
 live data. Their dates are fixed when the files are generated, so on loading they are moved forward in
 one block: the newest daily bar lands on the last weekday before today, keeping the weekday pattern; the
 newest minute bar of the crypto markets (Cryptowatch OHLC bodies, 24 hours of minutes) lands on the
-current minute. The sample never goes stale.
+current minute. The coins' historical CSV files (data/fixtures/csv/) go through the CSV import's own
+reading and checks, and are moved by whole calendar days (coins trade every day) so that their newest
+row is yesterday. The sample never goes stale.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 import lib
-from financial import ingest
+from financial import csv_ingest, ingest
 from financial.config import DATA_DIR
 from financial.models import CRYPTO, STOCK
 from lib.http import Response
@@ -74,9 +76,19 @@ def _crypto_task(path: Path, now: dt.datetime) -> ingest.Task:
     return ingest.Task(f"{exchange}:{pair}", "demo", fetch)
 
 
+def _coin_task(path: Path, today: dt.date) -> ingest.Task:
+    def fetch() -> ingest.Series:
+        series = csv_ingest.coin_series(path)
+        return replace(series, bars=shift_to(series.bars, lib.bars.day_start(today - dt.timedelta(days=1))))
+
+    return ingest.Task(path.name, "demo", fetch)
+
+
 def demo_tasks(today: dt.date | None = None, now: dt.datetime | None = None) -> list[ingest.Task]:
     now = now or dt.datetime.now(dt.timezone.utc)
     today = today or now.date()
-    files = sorted((FIXTURES / "alphavantage").glob("TIME_SERIES_DAILY_*.json"))
+    stocks = sorted((FIXTURES / "alphavantage").glob("TIME_SERIES_DAILY_*.json"))
     markets = sorted((FIXTURES / "cryptowatch").glob("OHLC_*.json"))
-    return [_stock_task(path, today) for path in files] + [_crypto_task(path, now) for path in markets]
+    coins = csv_ingest.csv_files(FIXTURES / "csv")
+    return ([_stock_task(path, today) for path in stocks] + [_crypto_task(path, now) for path in markets]
+            + [_coin_task(path, today) for path in coins])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import numbers
 import operator
 import re
 import uuid
@@ -90,9 +91,10 @@ _BAR_UPDATE = {
 def bar_rows(instrument_id: int, interval: lib.Interval | str, bars: Iterable[lib.Bar]) -> list[dict]:
     """Rows for `upsert_bars`: timestamps converted to naive UTC, the storage convention."""
     interval = str(interval)
+    # A lib.Bar's timestamp has a zero UTC offset (checked when it is built), so dropping the zone
+    # leaves its UTC wall time; astimezone() would cost more than the rest of the row.
     return [
-        {"instrument_id": instrument_id, "interval": interval,
-         "ts": bar.timestamp.astimezone(dt.timezone.utc).replace(tzinfo=None),
+        {"instrument_id": instrument_id, "interval": interval, "ts": bar.timestamp.replace(tzinfo=None),
          "open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume,
          "adjusted_close": bar.adjusted_close, "market_cap": bar.market_cap}
         for bar in bars
@@ -138,10 +140,15 @@ def _sqlite_params(rows: Sequence[dict], order: Sequence[str]) -> list[tuple]:
     params = []
     for row in rows:
         values = list(values_of(row))
-        # SQLAlchemy's storage format for DateTime on SQLite: rows written by other paths must compare equal.
-        values[ts_at] = values[ts_at].isoformat(" ", "microseconds")
+        values[ts_at] = _sqlite_datetime(values[ts_at])
         params.append(tuple(values))
     return params
+
+
+def _sqlite_datetime(value: dt.datetime) -> str:
+    # SQLAlchemy's storage format for DateTime on SQLite (always six fraction digits); every query
+    # compares against values in this format, so the text must match it exactly.
+    return value.isoformat(" ", "microseconds")
 
 
 def _mysql_row(row: dict, columns: Sequence[str]) -> str:
@@ -149,14 +156,20 @@ def _mysql_row(row: dict, columns: Sequence[str]) -> str:
 
 
 def _mysql_literal(name: str, value) -> str:
+    """A bar row's value as a MySQL literal. Only what a bar holds is accepted (finite numbers, a timestamp,
+    a known interval), so nothing ever needs quoting or escaping."""
     if value is None:
         return "NULL"
     if name == "ts":
-        return value.strftime("'%Y-%m-%d %H:%M:%S'")
+        if not isinstance(value, dt.datetime):
+            raise TypeError(f"bar ts must be a datetime, got {value!r}")
+        return f"'{value.isoformat(' ', 'microseconds' if value.microsecond else 'seconds')}'"
     if name == "interval":
         if value not in _INTERVALS:
             raise ValueError(f"unknown bar interval {value!r}")
         return f"'{value}'"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy numbers are Real too
+        raise TypeError(f"bar {name} must be a number, got {value!r}")
     if name == "instrument_id":
         return str(int(value))
     number = float(value)
@@ -368,3 +381,129 @@ def bump_generation(session: Session) -> str:
                    {"value": lambda new, cur: new.value, "updated_at": lambda new, cur: new.updated_at})
     session.execute(stmt, [{"name": GENERATION, "value": generation, "updated_at": utcnow()}])
     return generation
+
+
+# -- system D queries: the dashboard and search -----------------------------------------------------
+
+DAY_CHANGES = {"change_1d": 1, "change_7d": 7, "change_30d": 30}  # column -> calendar days back
+DASHBOARD_ORDER = ("crypto", "symbol", "price", "change_1d", "change_7d", "change_30d", "volume", "market_cap")
+
+
+def _has_daily_bars():
+    # A correlated "first one" lookup rather than EXISTS, which MySQL turns into a semi-join that reads
+    # the (interval, ts) index of every daily bar.
+    first = (sa.select(Bar.ts).where(Bar.instrument_id == Instrument.id, Bar.interval == DAILY)
+             .limit(1).scalar_subquery())
+    return first.is_not(None)
+
+
+def _last_daily_times(session: Session, before: dt.datetime) -> sa.Subquery:
+    """(instrument_id, ts): the time of each instrument's last daily bar before `before`, as a subquery to
+    join. Each dialect gets the form its planner turns into one index seek per instrument:
+    - SQLite: a correlated MAX() per instrument, which it answers from the end of the primary-key range;
+    - MySQL: MAX() grouped by instrument, which it answers with a loose index scan of the primary key
+      (a correlated lookup would scan the instrument's whole series there, since a range on `ts` cannot
+      be built from a correlated value).
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        bar = sa.orm.aliased(Bar)
+        last = (sa.select(sa.func.max(bar.ts))
+                .where(bar.instrument_id == Instrument.id, bar.interval == DAILY, bar.ts < before)
+                .scalar_subquery())
+        return sa.select(Instrument.id.label("instrument_id"), last.label("ts")).subquery()
+    return (sa.select(Bar.instrument_id, sa.func.max(Bar.ts).label("ts"))
+            .where(Bar.interval == DAILY, Bar.ts < before).group_by(Bar.instrument_id).subquery())
+
+
+def daily_instruments(session: Session, symbols: Sequence[str]) -> list[sa.Row]:
+    """(id, symbol) of the instruments with daily bars whose symbol is one of `symbols` (upper-case),
+    compared case-insensitively; a symbol shared by several instruments gives each of them."""
+    query = (sa.select(Instrument.id, Instrument.symbol)
+             .where(sa.func.upper(Instrument.symbol).in_(list(symbols)), _has_daily_bars())
+             .order_by(Instrument.id))
+    return list(session.execute(query))
+
+
+def latest_daily_date(session: Session, instrument_ids: Sequence[int] | None = None) -> dt.date | None:
+    """The date of the newest daily bar of the given instruments (of any instrument, without them)."""
+    query = sa.select(sa.func.max(Bar.ts)).where(Bar.interval == DAILY)  # the (interval, ts) index
+    if instrument_ids is not None:
+        query = query.where(Bar.instrument_id.in_(list(instrument_ids)))
+    latest = session.scalar(query)
+    return _as_datetime(latest).date() if latest is not None else None
+
+
+def _as_datetime(value) -> dt.datetime:
+    # An aggregate over a DateTime column comes back from SQLite as text: SQLAlchemy only converts columns.
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+
+
+def dashboard_rows(session: Session, *, day: dt.date, instrument_ids: Sequence[int] | None, order_by: str,
+                   descending: bool) -> list[sa.Row]:
+    """Each instrument's daily figures on `day`, sorted, in SQL.
+
+    Rows (id, crypto, symbol, price, change_1d, change_7d, change_30d, volume, market_cap): the close,
+    volume and market cap of the last daily bar on or before `day`, and the percent change of that close
+    against the last close on or before `day` minus 1, 7 and 30 calendar days (NULL without such a bar
+    or when that close is 0). `crypto` is the name, or the symbol when there is none. With
+    `instrument_ids` None: every instrument with a daily bar on or before `day`; else those instruments,
+    with NULL figures when they have no bar by then. Sorted by `order_by` (one of DASHBOARD_ORDER), NULLs
+    last in both directions, ties by symbol, name and id.
+
+    Each bar is found by looking up its time (`_last_daily_times`) and joined on the whole primary key: a
+    few index seeks per instrument, whatever the length of its history.
+    """
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    crypto = sa.func.coalesce(sa.func.nullif(Instrument.name, ""), Instrument.symbol)
+    query = sa.select(Instrument.id, crypto.label("crypto"), Instrument.symbol)
+
+    def last_bar(before: dt.datetime):
+        """Join the instrument's last daily bar before `before` (outer: NULLs when there is none)."""
+        nonlocal query
+        times, bar = _last_daily_times(session, before), sa.orm.aliased(Bar)
+        query = (query.outerjoin(times, times.c.instrument_id == Instrument.id)
+                 .outerjoin(bar, sa.and_(bar.instrument_id == Instrument.id, bar.interval == DAILY,
+                                         bar.ts == times.c.ts)))
+        return bar, times
+
+    now, now_times = last_bar(end)
+    figures = {"price": now.close, "volume": now.volume, "market_cap": now.market_cap}
+    for column, days in DAY_CHANGES.items():
+        then, _ = last_bar(end - dt.timedelta(days=days))
+        figures[column] = (now.close - then.close) / sa.func.nullif(then.close, 0) * 100
+    query = query.add_columns(*(figures[column].label(column) for column in DASHBOARD_ORDER[2:]))
+    if instrument_ids is None:
+        # On the looked-up time, not on the bar: `bar.ts IS NOT NULL` makes SQLite drive the query from
+        # the daily bars of every instrument.
+        query = query.where(now_times.c.ts.is_not(None))
+    else:
+        query = query.where(Instrument.id.in_(list(instrument_ids)))
+    keys = {"crypto": sa.func.lower(crypto), "symbol": sa.func.lower(Instrument.symbol), **figures}
+    key = keys[order_by]
+    query = query.order_by(key.is_(None), key.desc() if descending else key.asc(),
+                           sa.func.lower(Instrument.symbol), sa.func.lower(crypto), Instrument.id)
+    return list(session.execute(query))
+
+
+def search_instruments(session: Session, text: str, *, limit: int, offset: int) -> tuple[list[sa.Row], int]:
+    """(name, symbol, exchange, asset_class) of the instruments whose name or symbol contains `text`,
+    case-insensitively (LIKE wildcards in `text` match only themselves), and how many there are.
+
+    Exact matches of the name or symbol come first, then those starting with `text`, then the rest; within
+    each, by name (the symbol where there is none), symbol, exchange and asset class.
+    """
+    needle = text.lower()
+    symbol, name = sa.func.lower(Instrument.symbol), sa.func.lower(sa.func.coalesce(Instrument.name, ""))
+    matches = sa.or_(symbol.contains(needle, autoescape=True), name.contains(needle, autoescape=True))
+    rank = sa.case((sa.or_(symbol == needle, name == needle), 0),
+                   (sa.or_(symbol.startswith(needle, autoescape=True), name.startswith(needle, autoescape=True)), 1),
+                   else_=2)
+    shown = sa.func.lower(sa.func.coalesce(sa.func.nullif(Instrument.name, ""), Instrument.symbol))
+    query = (sa.select(Instrument.name, Instrument.symbol, Instrument.exchange, Instrument.asset_class)
+             .where(matches)
+             .order_by(rank, shown, sa.func.lower(Instrument.symbol), Instrument.exchange, Instrument.asset_class,
+                       Instrument.id)
+             .limit(limit).offset(offset))
+    count = session.scalar(sa.select(sa.func.count()).select_from(Instrument).where(matches)) or 0
+    rows = list(session.execute(query)) if count > offset else []
+    return rows, count

@@ -8,10 +8,12 @@
     info = source.resolve(lib.parse_market("kraken:btcusd"))
     minutes = source.candles(info, lib.Interval.MIN1, since)
 
+Historical coin CSV files: `lib.coincsv.read(path)` gives the coin, its daily bars and the skipped rows.
+
 Errors are the classes of `lib.errors`; `error.retryable` says whether trying later may help.
 Nothing here imports Flask.
 """
-from lib import errors, stats
+from lib import coincsv, errors, stats
 from lib.alphavantage import AlphaVantageClient
 from lib.bars import Bar, Interval
 from lib.cryptowatch import CryptowatchClient
@@ -24,5 +26,5 @@ from lib.markets import MarketId, MarketInfo, parse_market, parse_markets
 __all__ = [
     "AlphaVantageClient", "Bar", "CryptowatchClient", "ExchangeClient", "ExchangeSource", "Interval", "MarketDataError",
     "MarketId", "MarketInfo", "NotFoundError", "PermanentError", "QuotaExhaustedError", "RateLimitedError",
-    "RetryPolicy", "RetryableError", "errors", "parse_market", "parse_markets", "stats",
+    "RetryPolicy", "RetryableError", "coincsv", "errors", "parse_market", "parse_markets", "stats",
 ]

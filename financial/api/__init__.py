@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_restx import Api
 
-from financial.api import metrics, ops, stocks
+from financial.api import dashboard, metrics, ops, search, stocks
 from financial.api.envelope import handle_exception
 
-NAMESPACES = (stocks.ns, metrics.ns, ops.ns)
+NAMESPACES = (stocks.ns, metrics.ns, dashboard.ns, search.ns, ops.ns)
 
 
 class EnvelopeApi(Api):

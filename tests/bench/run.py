@@ -225,6 +225,7 @@ def bench_stack(stack: str, args, results: list[dict], env_base: dict) -> dict:
             "financial_data 100 rows (cached)":
                 f"/api/financial_data?start_date={month_ago}&end_date={yesterday}&limit=100",
             "metrics 24h ranking (cached)": "/api/metrics",
+            "dashboard (cached)": "/api/dashboard",
         }
         for name, path in cached.items():
             warm(base + path)

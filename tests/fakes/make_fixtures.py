@@ -4,6 +4,7 @@
   them with `outputsize=full`: 262 weekday bars (about one year) ending on the fixed anchor date below.
 - `cryptowatch/OHLC_<exchange>_<pair>.json`: Cryptowatch OHLC bodies (`/markets/:exchange/:pair/ohlc
   ?periods=60`) of 1440 one-minute candles (24 hours) ending at the fixed anchor minute below.
+- `csv/<Name>.csv`: the sample coins' historical CSV files (see tests.fakes.coin_csv).
 
 The series are seeded, so running this twice writes identical files. The product re-dates the bars when
 it loads them: the daily ones to end on the last weekday before today, the minute ones on the current
@@ -16,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from tests.fakes import coin_csv
 from tests.fakes.alphavantage import render_daily
 from tests.fakes.cryptowatch import render_ohlc
 from tests.fakes.series import daily_bars, minute_bars
@@ -59,7 +61,8 @@ def _one_row_per_line(body: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    for path in write_fixtures(Path(argv[0]) if argv else DEFAULT_OUT):
+    out_dir = Path(argv[0]) if argv else DEFAULT_OUT
+    for path in write_fixtures(out_dir) + coin_csv.write_fixtures(out_dir / "csv"):
         print(path)
     return 0
 

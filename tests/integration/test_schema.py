@@ -21,8 +21,9 @@ from tests.fakes.series import daily_bars, minute_bars
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"instruments", "bars", "service_state", "rankings", "alembic_version"}
-DEMO_ROWS = 2 * 262 + 4 * 1440  # IBM and AAPL daily bars, four crypto markets' minute bars
-DEMO_INSTRUMENTS = 6
+DEMO_COINS = sorted((ROOT / "data" / "fixtures" / "csv").glob("*.csv"))
+DEMO_INSTRUMENTS = 2 + 4 + len(DEMO_COINS)  # IBM and AAPL, four crypto markets, the sample coins
+DEMO_ROWS = 2 * 262 + 4 * 1440 + sum(len(path.read_text().splitlines()) - 1 for path in DEMO_COINS)
 
 
 def head() -> str:

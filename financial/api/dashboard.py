@@ -1,0 +1,85 @@
+"""System D's dashboard: `/api/dashboard` (SPEC §5.D)."""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from flask_restx import Resource, fields
+from webargs import fields as args_fields, validate
+
+from financial.api import params
+from financial.api.envelope import cached_query, envelope_model, namespace, paginated, responds
+from financial.errors import BadRequest
+from financial.services import dashboard
+
+ns = namespace("dashboard", "Daily price changes of coins (and any instrument with daily bars)", path="/api")
+
+MAX_SYMBOLS = 200
+# The dates whose 30-day look-back stays within what every backend stores (MySQL DATETIME: years 1000-9999).
+FIRST_DATE, LAST_DATE = dt.date(1000, 2, 1), dt.date(9999, 12, 30)
+SYMBOL = re.compile(params.SYMBOL_PATTERN)
+
+ENTRY = ns.model("DashboardEntry", {
+    "crypto": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
+    "symbol": fields.String(example="BTC"),
+    "price": fields.Float(example=34235.19345, description="Close of the last daily bar on or before the date"),
+    "24h": fields.Float(example=-1.7612, description="Percent change against the last close on or before the "
+                                                     "date minus 1 day; null without one"),
+    "7d": fields.Float(example=4.0931, description="Same, against the date minus 7 days"),
+    "1m": fields.Float(example=-12.50237, description="Same, against the date minus 30 days"),
+    "24h-volume": fields.Float(example=21518790458.71, description="Volume of the last daily bar"),
+    "market-cap": fields.Float(example=642075664385.48, description="Market capitalization; null when unknown"),
+})
+DASHBOARD = envelope_model(ns, "DashboardResponse", fields.List(fields.Nested(ENTRY)), paginated=True)
+
+DASHBOARD_ARGS = params.schema({
+    "id": args_fields.String(load_default="all",
+                             validate=validate.Length(min=1, max=4000, error="must have 1 to 4000 characters"),
+                             metadata={"description": "`all`, or a comma-separated list of symbols "
+                                                      "(case-insensitive), e.g. btc,eth"}),
+    "date": params.date("YYYY-MM-DD; default: the latest date with data"),
+    "order_by": params.choice("Column to sort by (nulls always last)", list(dashboard.ORDER_BY), default="market-cap"),
+    "order_type": params.choice("Sort direction", ["asc", "desc"], default="desc"),
+    "limit": params.integer("Entries per page", default=1000, low=1, high=1000),
+    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+})
+
+
+def symbols_of(text: str) -> list[str] | None:
+    """None for `all`, else the listed symbols, upper-case, each once, in the order given."""
+    if text.strip().lower() == "all":
+        return None
+    symbols = []
+    for raw in text.split(","):
+        symbol = raw.strip().upper()
+        if not symbol:
+            continue
+        if not SYMBOL.fullmatch(symbol):
+            raise BadRequest(f"id: {raw.strip()!r} is not a valid symbol")
+        if symbol not in symbols:
+            symbols.append(symbol)
+    if not symbols:
+        raise BadRequest(f"id: give 'all' or a comma-separated list of symbols (got {text!r})")
+    if len(symbols) > MAX_SYMBOLS:
+        raise BadRequest(f"id: at most {MAX_SYMBOLS} symbols (got {len(symbols)})")
+    return symbols
+
+
+@ns.route("/dashboard")
+class Dashboard(Resource):
+    @ns.doc(params=params.doc_params(DASHBOARD_ARGS))
+    @ns.response(200, "One entry per instrument, sorted", DASHBOARD)
+    @responds(ns, 400, 404)
+    def get(self):
+        """Price, 24h / 7d / 1m change, volume and market cap of each coin on a date, sorted by any column."""
+        return cached_query("dashboard", DASHBOARD_ARGS, self.build)
+
+    @staticmethod
+    def build(args: dict) -> dict:
+        day = args.get("date")
+        if day is not None and not FIRST_DATE <= day <= LAST_DATE:
+            raise BadRequest(f"date: must be between {FIRST_DATE} and {LAST_DATE} (got '{day}')")
+        entries, count = dashboard.dashboard(symbols=symbols_of(args["id"]), day=day,
+                                             order_by=args["order_by"], descending=args["order_type"] == "desc",
+                                             limit=args["limit"], page=args["page"])
+        return paginated(entries, count, args["page"], args["limit"])

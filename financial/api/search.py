@@ -1,0 +1,48 @@
+"""System D's search: `/api/search` (SPEC §5.D)."""
+from __future__ import annotations
+
+from flask_restx import Resource, fields
+from webargs import fields as args_fields, validate
+
+from financial.api import params
+from financial.api.envelope import cached_query, envelope_model, namespace, paginated, responds
+from financial.errors import BadRequest
+from financial.services import search
+
+ns = namespace("search", "Find instruments by name or symbol", path="/api")
+
+MAX_NAME = 100
+
+MATCH = ns.model("SearchMatch", {
+    "name": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
+    "symbol": fields.String(example="BTC"),
+    "exchange": fields.String(example="", description="Empty for stocks and coins; the exchange of a market"),
+    "asset_class": fields.String(example="crypto", enum=["crypto", "stock"]),
+})
+SEARCH = envelope_model(ns, "SearchResponse", fields.List(fields.Nested(MATCH)), paginated=True)
+
+SEARCH_ARGS = params.schema({
+    "name": args_fields.String(required=True, error_messages={"required": "is required"},
+                               validate=validate.Length(max=MAX_NAME, error=f"must have at most {MAX_NAME} characters"),
+                               metadata={"description": "Text to find in names and symbols (case-insensitive)"}),
+    "limit": params.integer("Matches per page", default=20, low=1, high=100),
+    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+})
+
+
+@ns.route("/search")
+class Search(Resource):
+    @ns.doc(params=params.doc_params(SEARCH_ARGS))
+    @ns.response(200, "Exact matches first, then prefix matches, then the others", SEARCH)
+    @responds(ns, 400)
+    def get(self):
+        """Instruments whose name or symbol contains the text: exact matches, then prefixes, then the rest."""
+        return cached_query("search", SEARCH_ARGS, self.build)
+
+    @staticmethod
+    def build(args: dict) -> dict:
+        name = args["name"].strip()
+        if not name:
+            raise BadRequest("name: must not be empty")
+        matches, count = search.search(name=name, limit=args["limit"], page=args["page"])
+        return paginated(matches, count, args["page"], args["limit"])
