@@ -51,6 +51,9 @@ _SECONDS = {
     Interval.MIN60: 3600,
     Interval.DAY: 86400,
 }
+_UTC = dt.timezone.utc
+_ZERO = dt.timedelta(0)
+_INF = math.inf
 _ALIASES = {"daily": "1day", "1d": "1day", "day": "1day", "1m": "1min", "5m": "5min", "15m": "15min",
             "30m": "30min", "1h": "60min", "60m": "60min"}
 
@@ -69,8 +72,18 @@ class Bar:
     market_cap: float | None = None
 
     def __post_init__(self) -> None:
-        if self.timestamp.tzinfo is None or self.timestamp.utcoffset() != dt.timedelta(0):
-            raise ValueError(f"bar timestamp must be timezone-aware UTC, got {self.timestamp!r}")
+        # Every ingested row passes here, so the common case is a handful of comparisons. Chained
+        # comparisons are False for NaN, so `0 <= x < inf` also rejects NaN.
+        stamp = self.timestamp
+        if stamp.tzinfo is not _UTC and (stamp.tzinfo is None or stamp.utcoffset() != _ZERO):
+            raise ValueError(f"bar timestamp must be timezone-aware UTC, got {stamp!r}")
+        if not (0 <= self.low <= self.high < _INF and 0 <= self.open < _INF and 0 <= self.close < _INF
+                and 0 <= self.volume < _INF and (self.adjusted_close is None or 0 <= self.adjusted_close < _INF)
+                and (self.market_cap is None or 0 <= self.market_cap < _INF)):
+            self._explain()
+
+    def _explain(self) -> None:
+        """Raise the ValueError that names what is wrong (the slow path of validation)."""
         for name in ("open", "high", "low", "close", "volume"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
@@ -81,6 +94,7 @@ class Bar:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise ValueError(f"bar {name} must be a finite non-negative number or None, got {value!r}")
+        raise ValueError(f"invalid bar {self!r}")
 
     @property
     def date(self) -> dt.date:
