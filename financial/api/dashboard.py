@@ -8,7 +8,7 @@ from flask_restx import Resource, fields
 from webargs import fields as args_fields, validate
 
 from financial.api import params
-from financial.api.envelope import cached_query, envelope_model, namespace, paginated, responds
+from financial.api.envelope import cached_query, envelope_model, namespace, nullable, paginated, responds
 from financial.errors import BadRequest
 from financial.services import dashboard
 
@@ -22,13 +22,15 @@ SYMBOL = re.compile(params.SYMBOL_PATTERN)
 ENTRY = ns.model("DashboardEntry", {
     "crypto": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
     "symbol": fields.String(example="BTC"),
-    "price": fields.Float(example=34235.19345, description="Close of the last daily bar on or before the date"),
-    "24h": fields.Float(example=-1.7612, description="Percent change against the last close on or before the "
-                                                     "date minus 1 day; null without one"),
-    "7d": fields.Float(example=4.0931, description="Same, against the date minus 7 days"),
-    "1m": fields.Float(example=-12.50237, description="Same, against the date minus 30 days"),
-    "24h-volume": fields.Float(example=21518790458.71, description="Volume of the last daily bar"),
-    "market-cap": fields.Float(example=642075664385.48, description="Market capitalization; null when unknown"),
+    "price": nullable(fields.Float(example=34235.19345,
+                                   description="Close of the last daily bar on or before the date; null without one")),
+    "24h": nullable(fields.Float(example=-1.7612, description="Percent change against the last close on or before "
+                                                              "the date minus 1 day; null without one")),
+    "7d": nullable(fields.Float(example=4.0931, description="Same, against the date minus 7 days")),
+    "1m": nullable(fields.Float(example=-12.50237, description="Same, against the date minus 30 days")),
+    "24h-volume": nullable(fields.Float(example=21518790458.71, description="Volume of the last daily bar")),
+    "market-cap": nullable(fields.Float(example=642075664385.48,
+                                        description="Market capitalization; null when unknown")),
 })
 DASHBOARD = envelope_model(ns, "DashboardResponse", fields.List(fields.Nested(ENTRY)), paginated=True)
 

@@ -32,8 +32,18 @@ PAGINATION = Model("Pagination", {
     "limit": fields.Integer(example=3),
     "pages": fields.Integer(description="ceil(count / limit)", example=7),
 })
+
+
+def nullable(field: fields.Raw) -> fields.Raw:
+    """Document a response field that may be null. Swagger 2.0 has no `nullable`; `x-nullable` is the
+    extension its tools (and schemathesis's response checks) understand."""
+    schema = field.schema
+    field.schema = lambda: {**schema(), "x-nullable": True}
+    return field
+
+
 ERROR = Model("Error", {
-    "data": fields.Raw(description="Always null on errors", example=None),
+    "data": nullable(fields.Raw(description="Always null on errors", example=None)),
     "info": fields.Nested(INFO),
 })
 ERROR_DESCRIPTIONS = {

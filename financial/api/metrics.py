@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask_restx import Resource, fields
 
 from financial.api import params
-from financial.api.envelope import cached_query, envelope, envelope_model, namespace, paginated, responds
+from financial.api.envelope import (cached_query, envelope, envelope_model, namespace, nullable, paginated,
+                                    responds)
 from financial.services import metrics
 
 ns = namespace("metrics", "Tracked instruments (crypto markets and stocks): figures over a window and their "
@@ -13,19 +14,21 @@ ns = namespace("metrics", "Tracked instruments (crypto markets and stocks): figu
 
 METRIC = ns.model("Metric", {
     "id": fields.Integer(example=3, description="Instrument id (for /api/metrics/{id})"),
-    "exchange": fields.String(example="kraken", description="Exchange id; null for stocks"),
+    "exchange": nullable(fields.String(example="kraken", description="Exchange id; null for stocks")),
     "symbol": fields.String(example="btcusd", description="Pair (crypto, lower-case) or ticker (stocks)"),
-    "base": fields.String(example="BTC", description="Base currency; null for stocks"),
-    "quote": fields.String(example="USD", description="Quote currency; null for stocks"),
-    "interval": fields.String(example="1min", description="The finest stored interval, which the figures use"),
-    "last_price": fields.Float(example=61234.5, description="Last close in the window"),
-    "last_time": fields.String(example="2026-11-24T10:41:00Z", description="Start of that bar, ISO 8601 UTC"),
+    "base": nullable(fields.String(example="BTC", description="Base currency; null for stocks")),
+    "quote": nullable(fields.String(example="USD", description="Quote currency; null for stocks")),
+    "interval": nullable(fields.String(example="1min", description="The finest stored interval, which the figures "
+                                                                   "use; null for an instrument without bars")),
+    "last_price": nullable(fields.Float(example=61234.5, description="Last close in the window")),
+    "last_time": nullable(fields.String(example="2026-11-24T10:41:00Z",
+                                        description="Start of that bar, ISO 8601 UTC")),
     "points": fields.Integer(example=1439, description="Bars in the window"),
-    "mean": fields.Float(example=61020.17, description="Mean close"),
-    "stdev": fields.Float(example=212.4, description="Population standard deviation of the close"),
-    "volatility": fields.Float(example=0.0813, description="Population standard deviation of the simple "
-                               "returns between consecutive bars, in percent"),
-    "rank": fields.Integer(example=1, description="1 = highest `rank_by` figure; null without one"),
+    "mean": nullable(fields.Float(example=61020.17, description="Mean close")),
+    "stdev": nullable(fields.Float(example=212.4, description="Population standard deviation of the close")),
+    "volatility": nullable(fields.Float(example=0.0813, description="Population standard deviation of the "
+                                        "simple returns between consecutive bars, in percent")),
+    "rank": nullable(fields.Integer(example=1, description="1 = highest `rank_by` figure; null without one")),
 })
 PRICE = ns.model("Price", {
     "price": fields.Float(example=61234.5, description="Close"),

@@ -5,7 +5,7 @@ from flask_restx import Resource, fields
 from webargs import fields as args_fields, validate
 
 from financial.api import params
-from financial.api.envelope import cached_query, envelope_model, namespace, paginated, responds
+from financial.api.envelope import cached_query, envelope_model, namespace, nullable, paginated, responds
 from financial.errors import BadRequest
 from financial.services import search
 
@@ -16,7 +16,8 @@ MAX_NAME = 100
 MATCH = ns.model("SearchMatch", {
     "name": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
     "symbol": fields.String(example="BTC"),
-    "exchange": fields.String(example="", description="Empty for stocks and coins; the exchange of a market"),
+    "exchange": nullable(fields.String(example="kraken",
+                                       description="The exchange of a market; null for stocks and coins")),
     "asset_class": fields.String(example="crypto", enum=["crypto", "stock"]),
 })
 SEARCH = envelope_model(ns, "SearchResponse", fields.List(fields.Nested(MATCH)), paginated=True)

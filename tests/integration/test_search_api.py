@@ -55,7 +55,8 @@ def expected(text: str) -> list[dict]:
             continue
         rank = 0 if needle in fields else 1 if any(field.startswith(needle) for field in fields) else 2
         found.append(((rank, (name or symbol).lower(), symbol.lower(), exchange, asset_class),
-                      {"name": name or symbol, "symbol": symbol, "exchange": exchange, "asset_class": asset_class}))
+                      {"name": name or symbol, "symbol": symbol, "exchange": exchange or None,
+                       "asset_class": asset_class}))
     return [match for _, match in sorted(found, key=lambda item: item[0])]
 
 
@@ -69,7 +70,7 @@ def search(client, **query):
 def test_bitcoin_comes_first(client, instruments, text):
     status, body = search(client, name=text)
     assert status == 200
-    assert body["data"][0] == {"name": "Bitcoin", "symbol": "BTC", "exchange": "", "asset_class": "crypto"}
+    assert body["data"][0] == {"name": "Bitcoin", "symbol": "BTC", "exchange": None, "asset_class": "crypto"}
     assert body["data"] == expected(text)
 
 
