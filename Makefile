@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run ingest-demo test lint bench swagger fixtures clean
+.PHONY: install run test lint audit bench swagger fixtures clean
 
 install: $(STAMP)
 
@@ -23,6 +23,9 @@ test: install
 
 lint: install
 	$(VENV)/bin/flake8
+
+audit: install
+	$(VENV)/bin/pip-audit -r requirements-dev.txt --progress-spinner off
 
 bench: install
 	$(PY) -m tests.bench.run $(BENCH_ARGS)
