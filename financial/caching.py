@@ -80,6 +80,9 @@ def _mark_down(error: Exception) -> None:
     if _available():
         log.warning("cache unavailable, serving from the database for %.0fs: %s", BACKOFF, error)
     current_app.extensions["cache_down_until"] = time.monotonic() + BACKOFF
+    # An ingest during the outage could not publish its generation; on recovery this process sets the
+    # shared copy from the database before trusting any entry (other processes have the TTL as bound).
+    current_app.extensions["cache_reconcile"] = True
 
 
 def _database_generation() -> str:
@@ -127,6 +130,7 @@ def init_app(app) -> None:
     """Set up the per-app state: the outage backoff, and the cheap change detector when the cache is
     per-process and the database is an SQLite file."""
     app.extensions["cache_down_until"] = 0.0
+    app.extensions["cache_reconcile"] = False
     with app.app_context():
         url = db.engine.url
     if app.config.get("CACHE_TYPE") != REDIS_BACKEND and url.get_backend_name() == "sqlite" and url.database \
@@ -141,6 +145,10 @@ def get_or_compute(key: str, compute: Callable[[], T], timeout: int | None = Non
     backend = _backend()
     try:
         if _shared():
+            if current_app.extensions.get("cache_reconcile"):
+                backend.set(GENERATION_KEY, _database_generation(), timeout=GENERATION_TTL)
+                current_app.extensions["cache_reconcile"] = False
+                log.info("cache reachable again; data generation reconciled with the database")
             generation, entry = backend.get_many(GENERATION_KEY, key)
             if generation is None:
                 generation = _adopt_database_generation(backend)

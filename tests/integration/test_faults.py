@@ -1,0 +1,198 @@
+"""Faults: the database or Redis goes away and comes back; ingests are killed mid-run or run twice at once.
+
+The real servers are taken away through a TCP proxy (tests/fakes/tcp_proxy.py) that the test cuts and
+restores, so the shared MariaDB and Redis keep running for everyone else.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from financial import caching, create_app
+from financial.extensions import db
+from tests.conftest import REDIS_URL, base_settings, empty_tables, env_for
+from tests.fakes.coin_csv import coin_bars, render
+from tests.fakes.series import daily_bars
+from tests.fakes.tcp_proxy import TcpProxy
+from tests.seed import store, today_utc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ibm_bars():
+    return daily_bars("IBM", end=today_utc() - dt.timedelta(days=1), count=20, start_price=100)
+
+
+def statistics_url(bars) -> str:
+    return f"/api/statistics?symbol=IBM&start_date={bars[0].date}&end_date={bars[-1].date}"
+
+
+def mean_close(bars) -> float:
+    return round(sum(bar.close for bar in bars) / len(bars), 2)
+
+
+def through(proxy: TcpProxy, url: str) -> str:
+    return sa.engine.make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["in-process cache", "redis"])
+def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis):
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url if with_redis else None)
+        app = create_app(settings, process="test")
+        empty_tables(app)
+        bars = ibm_bars()
+        store(app, bars, "IBM")
+        client = app.test_client()
+        cached = statistics_url(bars)
+        assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+
+        proxy.cut()
+        uncached = client.get("/api/financial_data?symbol=IBM&limit=7")
+        assert uncached.status_code == 503
+        assert uncached.get_json() == {"data": None, "info": {"error": "database unavailable; try again shortly"}}
+        assert uncached.headers["Retry-After"] == "5"
+        if with_redis:  # a cached answer needs no database: the service keeps answering it
+            assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+        else:  # the in-process cache asks the database for the data generation on every lookup
+            assert client.get(cached).status_code == 503
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and "database unavailable" in ready.get_json()["info"]["error"]
+        assert client.get("/healthz").status_code == 200
+
+        proxy.restore()  # no restart: the pool's pre-ping replaces the dead connections
+        records = client.get("/api/financial_data?symbol=IBM&limit=7").get_json()
+        assert [r["date"] for r in records["data"]] == [bar.date.isoformat() for bar in bars[:7]]
+        assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+        assert client.get("/readyz").status_code == 200
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_redis_goes_away_and_comes_back_without_serving_stale_figures(sqlite_url, redis_url, monkeypatch):
+    monkeypatch.setattr(caching, "BACKOFF", 0.3)
+    redis_port = int(REDIS_URL.split(":")[2].split("/")[0])
+    with TcpProxy("127.0.0.1", redis_port) as proxy:
+        settings = base_settings(database_url=sqlite_url, redis_url=f"redis://127.0.0.1:{proxy.port}/15")
+        app = create_app(settings, process="test")
+        empty_tables(app)
+        bars = ibm_bars()
+        store(app, bars, "IBM")
+        client = app.test_client()
+        url = statistics_url(bars)
+        assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+
+        proxy.cut()
+        started = time.monotonic()
+        for _ in range(20):  # answered from the database, and without waiting on Redis every time
+            assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+        assert time.monotonic() - started < 5
+        assert client.get("/readyz").get_json()["info"]["error"] == "cache unavailable"
+        # An ingest while Redis is away: it cannot publish the new generation there.
+        changed = [bar.__class__(**{**{f: getattr(bar, f) for f in bar.__slots__}, "close": bar.high}) for bar in bars]
+        store(app, changed, "IBM")
+        assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
+
+        proxy.restore()
+        time.sleep(0.4)  # past the backoff: the next lookup uses Redis again
+        # Redis still holds the old entry and the old generation; the new figures must be served.
+        assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
+        assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
+        assert client.get("/readyz").status_code == 200
+        with app.app_context():
+            from financial.extensions import cache
+            cache.clear()
+
+
+# -- ingests killed or run twice ---------------------------------------------------------------------
+
+def write_coins(folder: Path, coins: int, days: int) -> dict[str, int]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for number in range(coins):
+        bars = coin_bars(f"kill{number}", end=today_utc() - dt.timedelta(days=1), days=days, start_price=1 + number,
+                         supply=1e6)
+        (folder / f"coin_{number:02d}.csv").write_text(render(f"Coin {number}", f"K{number}", bars))
+        rows[f"K{number}"] = len(bars)
+    return rows
+
+
+def stored_counts(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return dict(connection.execute(sa.text(
+                "SELECT i.symbol, COUNT(*) FROM bars b JOIN instruments i ON i.id = b.instrument_id "
+                "GROUP BY i.symbol")).all())
+    finally:
+        engine.dispose()
+
+
+def test_an_ingest_killed_mid_run_leaves_whole_instruments_and_the_next_run_completes(app, stack_settings, tmp_path):
+    """SIGKILL at random moments of a CSV import: each file is one transaction, so every coin in the
+    database is complete (or absent); a re-run then loads everything, without duplicates."""
+    expected = write_coins(tmp_path / "csv", coins=6, days=3000)
+    env = env_for(stack_settings)
+    command = [sys.executable, str(ROOT / "get_raw_data.py"), "--source", "csv", "--path", str(tmp_path / "csv")]
+    interrupted = 0
+    for delay in (0.8, 1.6, 2.4):
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        interrupted += process.poll() is None  # still running: the kill lands mid-run
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        for symbol, count in stored_counts(stack_settings.database_url).items():
+            assert count == expected[symbol], f"{symbol}: {count} of {expected[symbol]} rows after a kill"
+    assert interrupted >= 2, "the import finished before the kills: make it bigger"
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert stored_counts(stack_settings.database_url) == expected
+
+
+def test_two_ingests_of_the_same_data_at_once(app, stack_settings, tmp_path):
+    expected = write_coins(tmp_path / "csv", coins=4, days=1500)
+    env = env_for(stack_settings)
+    command = [sys.executable, str(ROOT / "get_raw_data.py"), "--source", "csv", "--path", str(tmp_path / "csv")]
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        assert "0 failed" in out
+    assert stored_counts(stack_settings.database_url) == expected
+
+
+def test_reads_go_on_while_an_ingest_writes(app, client, stack_settings, tmp_path):
+    bars = ibm_bars()
+    store(app, bars, "IBM")
+    write_coins(tmp_path / "csv", coins=4, days=2000)
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        reader = app.test_client()
+        while not done.is_set():
+            for url in (statistics_url(bars), "/api/dashboard?limit=5", "/api/financial_data?symbol=IBM"):
+                statuses.append(reader.get(url).status_code)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for thread in readers:
+        thread.start()
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "get_raw_data.py"), "--source", "csv", "--path",
+                                 str(tmp_path / "csv")], cwd=ROOT, env=env_for(stack_settings),
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        done.set()
+        for thread in readers:
+            thread.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(statuses) > 30 and set(statuses) == {200}
