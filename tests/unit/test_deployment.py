@@ -71,3 +71,16 @@ def test_compose_files_validate(name):
     result = subprocess.run(["docker-compose", "-f", name, "config", "-q"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_nginx_configuration_is_valid(tmp_path):
+    """`nginx -t` on conf/nginx.conf inside a minimal main configuration (nginx from Debian's packages)."""
+    if not shutil.which("nginx"):
+        missing_server("nginx is not installed (apt-get install nginx-core)")
+    main = tmp_path / "nginx.conf"
+    main.write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+                    f"http {{\n  access_log off;\n  client_body_temp_path {tmp_path};\n"
+                    f"  include {ROOT / 'conf' / 'nginx.conf'};\n}}\n")
+    result = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(tmp_path)], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
