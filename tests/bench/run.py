@@ -1,16 +1,24 @@
-"""`make bench`: throughput and latency of the main endpoints under gunicorn, as ratios to a bare Flask
-endpoint served by the same gunicorn configuration in the same run; ingest rows per second; uncached
-statistics over a large bars table; worker memory after the load.
+"""`make bench`: the service's speed and memory, measured (SPEC §8, issue 6).
 
-    python -m tests.bench.run [--duration 10] [--rows 1000000] [--stacks sqlite,mysql] [--connections 8]
+    python -m tests.bench.run [--duration 10] [--rows-sqlite 1000000] [--rows-mysql 10000000]
+                              [--stacks sqlite,mysql] [--mixed-rate 1000] [--mixed-seconds 60]
 
-Each stack gets its own database, seeded through the product's own upsert path (which is also how the
-ingest rate is measured): IBM, AAPL and a few more stocks with ten years of daily bars, plus filler
-minute bars of other instruments up to `--rows` rows, so that queries run against a large table.
-Load comes from wrk on this machine (it shares the CPU with the server: the ratio to the bare endpoint
-is the meaningful figure). `/api/metrics` is measured as served (from the cache), and the rankings refresh
-each ingest ends with is timed once over the whole table. Results are printed as a table and written to
-data/bench/latest.json.
+What it measures, on this machine, with gunicorn (2 sync workers, conf/gunicorn.conf.py) and wrk:
+- a bare Flask JSON endpoint, the baseline: every throughput below is also given as a ratio to it,
+  measured in the same run under the same gunicorn configuration;
+- cached /api/statistics, /api/financial_data (100 rows), /api/metrics and /api/dashboard, per stack
+  (SQLite with the in-process cache; MySQL with Redis);
+- uncached /api/statistics over random one-year ranges, in a bars table of `--rows-*` rows (mostly a
+  year of minute bars per filler market, beside ten years of daily stock bars);
+- a mixed load at `--mixed-rate` requests/s for `--mixed-seconds` on the MySQL + Redis stack (mostly
+  cached reads of every group, a tenth uncached statistics), counting errors;
+- ingest: bar upserts through the product's own write path, rows/s for fresh inserts and for updates;
+- the rankings refresh each minute ingest ends with, over the whole table;
+- each gunicorn worker's resident memory after the load.
+wrk runs on the same two cores as the server, so absolute figures understate a dedicated server; the
+ratios to the bare endpoint are the comparable figures. The seeded databases are reused by the next run
+of the same size on the same day (seeding 10 million MySQL rows takes minutes). Results are printed as a
+table and written to data/bench/latest.json.
 """
 from __future__ import annotations
 
@@ -34,7 +42,7 @@ import sqlalchemy as sa
 import lib
 from financial import create_app, storage
 from financial.extensions import db
-from financial.models import CRYPTO, STOCK
+from financial.models import CRYPTO, STOCK, Bar, ServiceState
 from financial.services import metrics
 from tests.conftest import MYSQL_ADMIN_URL, REDIS_URL, base_settings, empty_tables
 from tests.fakes.series import daily_bars, minute_bars
@@ -44,10 +52,14 @@ OUT = ROOT / "data" / "bench"
 HERE = Path(__file__).resolve().parent
 STOCKS = {"IBM": 140.0, "AAPL": 150.0, "MSFT": 300.0, "GOOG": 120.0, "AMZN": 130.0}
 DAILY_YEARS = 10
-FILLER_INSTRUMENTS = 40
+MINUTES_A_YEAR = 365 * 24 * 60
+INGEST_SAMPLE = 200_000
+SEED_MARK = "bench_seed"
+TARGETS = {"cached_ratio": 0.7, "cached_p99_ms": 50, "uncached_p99_ms": 50, "mysql_ingest": 40_000,
+           "sqlite_ingest": 150_000, "worker_rss_mb": 150}
 
 
-# -- seeding and ingest rate ------------------------------------------------------------------------
+# -- databases, seeding and ingest rate -------------------------------------------------------------
 
 def stack_settings(stack: str, database_url: str):
     if stack == "sqlite":
@@ -56,69 +68,86 @@ def stack_settings(stack: str, database_url: str):
                          cache_key_prefix="bench:")
 
 
-def prepare_database(stack: str) -> str:
+def database_url(stack: str) -> str:
     if stack == "sqlite":
         OUT.mkdir(parents=True, exist_ok=True)
-        path = OUT / "bench.db"
-        for leftover in OUT.glob("bench.db*"):
-            leftover.unlink()
-        return f"sqlite:///{path}"
+        return f"sqlite:///{OUT / 'bench.db'}"
     admin = sa.create_engine(MYSQL_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text("DROP DATABASE IF EXISTS mdt_bench"))
-        connection.execute(sa.text("CREATE DATABASE mdt_bench CHARACTER SET utf8mb4"))
+        connection.execute(sa.text("CREATE DATABASE IF NOT EXISTS mdt_bench CHARACTER SET utf8mb4"))
     admin.dispose()
     return sa.engine.make_url(MYSQL_ADMIN_URL).set(database="mdt_bench").render_as_string(hide_password=False)
 
 
-def seed(stack: str, database_url: str, total_rows: int) -> dict:
-    """Fill the database; returns the ingest figures (rows/s for inserts and for updates)."""
-    app = create_app(stack_settings(stack, database_url), process="bench")
-    empty_tables(app)
+def seed(app, total_rows: int) -> bool:
+    """Fill the database unless it already holds this seed (same size, same day); True when seeded now."""
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-    figures = {}
+    mark = f"{total_rows}:{yesterday}"
+    with app.app_context():
+        if db.session.get(ServiceState, SEED_MARK) and db.session.get(ServiceState, SEED_MARK).value == mark:
+            return False
+    empty_tables(app)
     with app.app_context():
         session = db.session
         for symbol, price in STOCKS.items():
             instrument = storage.get_or_create_instrument(session, STOCK, symbol)
             bars = daily_bars(symbol, end=yesterday, count=DAILY_YEARS * 261, start_price=price)
             storage.upsert_bars(session, storage.bar_rows(instrument.id, lib.Interval.DAY, bars))
-        storage.bump_generation(session)
         session.commit()
-        daily_rows = len(STOCKS) * DAILY_YEARS * 261
-        filler = max(0, total_rows - daily_rows)
-        per_instrument = max(1, filler // FILLER_INSTRUMENTS)
+        filler = max(0, total_rows - len(STOCKS) * DAILY_YEARS * 261)
+        markets = -(-filler // MINUTES_A_YEAR)  # each filler market holds at most a year of minutes
         now = dt.datetime.now(dt.timezone.utc)
-        insert_seconds, inserted = 0.0, 0
-        sample_rows: list[dict] = []
-        for number in range(FILLER_INSTRUMENTS if filler else 0):
-            instrument = storage.get_or_create_instrument(session, CRYPTO, f"pair{number}", exchange="bench")
-            session.commit()
-            bars = minute_bars(f"filler{number}", end=now, count=per_instrument, start_price=100 + number)
-            rows = storage.bar_rows(instrument.id, lib.Interval.MIN1, bars)
-            started = time.perf_counter()
-            storage.upsert_bars(session, rows)
-            session.commit()
-            insert_seconds += time.perf_counter() - started
-            inserted += len(rows)
-            if not sample_rows:
-                sample_rows = rows
-            print(f"  seeded {inserted:,} filler rows", end="\r", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        if inserted:
-            figures["ingest_insert_rows_per_s"] = inserted / insert_seconds
-            changed = [{**row, "close": row["close"] * 1.001} for row in sample_rows]
-            started = time.perf_counter()
-            storage.upsert_bars(session, changed)
-            session.commit()
-            figures["ingest_update_rows_per_s"] = len(changed) / (time.perf_counter() - started)
-        figures["table_rows"] = session.scalar(sa.select(sa.func.count()).select_from(sa.table("bars")))
-        # What each ingest ends with: the rankings of the standard windows over every instrument.
+        seeded = 0
+        for number in range(markets):
+            count = min(MINUTES_A_YEAR, filler - seeded)
+            instrument = storage.get_or_create_instrument(session, CRYPTO, f"pair{number}", exchange="bench",
+                                                          base=f"C{number}", quote="USD")
+            for start in range(0, count, 100_000):  # in slices: a year of minute bars is 525,600 rows
+                bars = minute_bars(f"filler{number}", end=now - dt.timedelta(minutes=start),
+                                   count=min(100_000, count - start), start_price=100 + number)
+                storage.upsert_bars(session, storage.bar_rows(instrument.id, lib.Interval.MIN1, bars))
+                session.commit()
+            seeded += count
+            print(f"  seeded {seeded:,} of {filler:,} minute rows", file=sys.stderr, flush=True)
+        storage.bump_generation(session)
+        session.merge(ServiceState(name=SEED_MARK, value=mark))
+        session.commit()
+    return True
+
+
+def measure_ingest(app) -> dict:
+    """Rows/s of bar upserts through the product's write path: fresh rows, then the same rows updated."""
+    with app.app_context():
+        session = db.session
+        instrument = storage.get_or_create_instrument(session, CRYPTO, "ingestbench", exchange="bench")
+        session.execute(sa.delete(Bar).where(Bar.instrument_id == instrument.id))
+        session.commit()
+        bars = minute_bars("ingest", end=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), count=INGEST_SAMPLE)
+        rows = storage.bar_rows(instrument.id, lib.Interval.MIN1, bars)
+        started = time.perf_counter()
+        storage.upsert_bars(session, rows)
+        session.commit()
+        insert = len(rows) / (time.perf_counter() - started)
+        changed = [{**row, "close": row["close"] * 1.001} for row in rows]
+        started = time.perf_counter()
+        storage.upsert_bars(session, changed)
+        session.commit()
+        update = len(rows) / (time.perf_counter() - started)
+        session.execute(sa.delete(Bar).where(Bar.instrument_id == instrument.id))
+        session.commit()
+    return {"ingest_insert_rows_per_s": insert, "ingest_update_rows_per_s": update}
+
+
+def refresh_rankings(app) -> float:
+    with app.app_context():
         started = time.perf_counter()
         metrics.refresh_rankings()
-        figures["rankings_refresh_s"] = time.perf_counter() - started
-        db.engine.dispose()
-    return figures
+        return time.perf_counter() - started
+
+
+def table_rows(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(sa.table("bars")))
 
 
 # -- servers and load -------------------------------------------------------------------------------
@@ -137,7 +166,7 @@ def start_server(module: str, env: dict[str, str]) -> tuple[subprocess.Popen, st
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     probe = "/bare" if module.endswith("bare:app") else "/healthz"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"gunicorn {module} exited: {process.stderr.read().decode()[-2000:]}")
@@ -184,33 +213,59 @@ def wrk(url: str, *, duration: int, connections: int, lua: str = "") -> dict:
 
 def warm(url: str) -> None:
     for _ in range(3):
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(url, timeout=60) as response:
             response.read()
+
+
+def lua_list(values: list[str]) -> str:
+    return "{" + ",".join(json.dumps(value) for value in values) + "}"
 
 
 def random_ranges_lua(days: list[dt.date], span: int) -> str:
     """wrk script asking /api/statistics for a random one-year range each time (mostly cache misses)."""
-    dates = ",".join(f'"{day.isoformat()}"' for day in days)
     return f"""
-local dates = {{{dates}}}
+local dates = {lua_list([day.isoformat() for day in days])}
 local span = {span}
 math.randomseed(os.time())
-request = function()
+local function uncached()
   local first = math.random(1, #dates - span)
-  local path = "/api/statistics?symbol=IBM&start_date=" .. dates[first] .. "&end_date=" .. dates[first + span]
-  return wrk.format(nil, path)
+  return "/api/statistics?symbol=IBM&start_date=" .. dates[first] .. "&end_date=" .. dates[first + span]
 end
+request = function() return wrk.format(nil, uncached()) end
+"""
+
+
+def mixed_lua(paths: list[str], days: list[dt.date], *, connections: int, rate: int) -> str:
+    """wrk script for the mixed load: paths in turn, every tenth request an uncached statistics range,
+    each connection pausing between requests so that all of them together send about `rate` per second."""
+    pause_ms = max(0, round(connections * 1000 / rate) - 1)  # minus about one request's own time
+    return random_ranges_lua(days, 365) + f"""
+local paths = {lua_list(paths)}
+local counter = 0
+request = function()
+  counter = counter + 1
+  if counter % 10 == 0 then return wrk.format(nil, uncached()) end
+  return wrk.format(nil, paths[(counter % #paths) + 1])
+end
+delay = function() return {pause_ms} end
 """
 
 
 # -- the run ----------------------------------------------------------------------------------------
 
-def bench_stack(stack: str, args, results: list[dict], env_base: dict) -> dict:
-    print(f"== {stack}: seeding {args.rows:,} rows", file=sys.stderr)
-    database_url = prepare_database(stack)
-    figures = seed(stack, database_url, args.rows)
-    settings = stack_settings(stack, database_url)
-    env = {**env_base, "DATABASE_URL": database_url, "CACHE_KEY_PREFIX": settings.cache_key_prefix}
+def bench_stack(stack: str, rows: int, args, results: list[dict], env_base: dict) -> dict:
+    url = database_url(stack)
+    settings = stack_settings(stack, url)
+    app = create_app(settings, process="bench")
+    print(f"== {stack}: {rows:,} rows", file=sys.stderr)
+    if seed(app, rows):
+        print("   seeded", file=sys.stderr)
+    figures = {"table_rows": table_rows(app), **measure_ingest(app), "rankings_refresh_s": refresh_rankings(app)}
+    print(f"   ingest {figures['ingest_insert_rows_per_s']:,.0f} rows/s; rankings refresh "
+          f"{figures['rankings_refresh_s']:.1f} s", file=sys.stderr)
+    with app.app_context():
+        db.engine.dispose()
+    env = {**env_base, "DATABASE_URL": url, "CACHE_KEY_PREFIX": settings.cache_key_prefix}
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
         import redis
@@ -218,8 +273,7 @@ def bench_stack(stack: str, args, results: list[dict], env_base: dict) -> dict:
     server, base = start_server("app:app", env)
     try:
         yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
-        year_ago = yesterday - dt.timedelta(days=365)
-        month_ago = yesterday - dt.timedelta(days=40)
+        year_ago, month_ago = yesterday - dt.timedelta(days=365), yesterday - dt.timedelta(days=40)
         cached = {
             "statistics (cached)": f"/api/statistics?symbol=IBM&start_date={year_ago}&end_date={yesterday}",
             "financial_data 100 rows (cached)":
@@ -229,15 +283,22 @@ def bench_stack(stack: str, args, results: list[dict], env_base: dict) -> dict:
         }
         for name, path in cached.items():
             warm(base + path)
-            figures_of_endpoint = wrk(base + path, duration=args.duration, connections=args.connections)
-            results.append({"stack": stack, "endpoint": name, **figures_of_endpoint})
+            results.append({"stack": stack, "endpoint": name, "kind": "cached",
+                            **wrk(base + path, duration=args.duration, connections=args.connections)})
             print(f"   {name}: {results[-1]['rps']:.0f} req/s", file=sys.stderr)
         days = [yesterday - dt.timedelta(days=n) for n in range(DAILY_YEARS * 365, -1, -1)]
-        lua = random_ranges_lua(days, 365)
-        results.append({"stack": stack, "endpoint": "statistics (uncached, 1-year range)",
+        results.append({"stack": stack, "endpoint": "statistics (uncached, 1-year range)", "kind": "uncached",
                         **wrk(base + "/api/statistics", duration=args.duration, connections=args.connections,
-                              lua=lua)})
+                              lua=random_ranges_lua(days, 365))})
         print(f"   uncached statistics: p99 {results[-1]['p99_ms']:.1f} ms", file=sys.stderr)
+        if stack == "mysql" and args.mixed_seconds:
+            paths = list(cached.values()) + ["/api/metrics?window=7d", "/api/search?name=ibm", "/healthz",
+                                             f"/api/financial_data?symbol=AAPL&start_date={month_ago}"]
+            lua = mixed_lua(paths, days, connections=40, rate=args.mixed_rate)
+            results.append({"stack": stack, "endpoint": f"mixed load at {args.mixed_rate}/s for {args.mixed_seconds}s",
+                            "kind": "mixed", **wrk(base + "/healthz", duration=args.mixed_seconds, connections=40,
+                                                   lua=lua)})
+            print(f"   mixed load: {results[-1]['rps']:.0f} req/s, {results[-1]['errors']} errors", file=sys.stderr)
         figures["worker_rss_mb"] = worker_rss_mb(server)
     finally:
         stop_server(server)
@@ -247,9 +308,12 @@ def bench_stack(stack: str, args, results: list[dict], env_base: dict) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "10")))
-    parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", "1000000")))
+    parser.add_argument("--rows-sqlite", type=int, default=int(os.environ.get("BENCH_ROWS_SQLITE", "1000000")))
+    parser.add_argument("--rows-mysql", type=int, default=int(os.environ.get("BENCH_ROWS_MYSQL", "10000000")))
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--stacks", default="sqlite,mysql")
+    parser.add_argument("--mixed-rate", type=int, default=1000)
+    parser.add_argument("--mixed-seconds", type=int, default=60)
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is needed for the benchmark: apt-get install wrk", file=sys.stderr)
@@ -257,46 +321,58 @@ def main(argv=None) -> int:
     env_base = {key: value for key, value in os.environ.items()
                 if not key.startswith(("DATABASE_", "REDIS_", "CACHE_", "ALPHAVANTAGE_"))}
     env_base.update(ENV_FILE=os.devnull, LOG_DIR="", APP_ENV="production", SECRET_KEY="bench-secret",
-                    LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"), PYTHONPATH=str(ROOT))
+                    LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"), AUTO_MIGRATE="true",
+                    PYTHONPATH=str(ROOT))
     results: list[dict] = []
     bare_server, bare_base = start_server("tests.bench.bare:app", env_base)
     try:
         bare = wrk(bare_base + "/bare", duration=args.duration, connections=args.connections)
     finally:
         stop_server(bare_server)
-    results.append({"stack": "-", "endpoint": "bare Flask JSON (baseline)", **bare})
+    results.append({"stack": "-", "endpoint": "bare Flask JSON (baseline)", "kind": "baseline", **bare})
     print(f"== baseline: {bare['rps']:.0f} req/s", file=sys.stderr)
     stacks = {}
+    rows = {"sqlite": args.rows_sqlite, "mysql": args.rows_mysql}
     for stack in [s.strip() for s in args.stacks.split(",") if s.strip()]:
-        stacks[stack] = bench_stack(stack, args, results, env_base)
+        stacks[stack] = bench_stack(stack, rows[stack], args, results, env_base)
     for row in results:
         row["ratio_to_bare"] = row["rps"] / bare["rps"]
     report = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "settings": {"duration_s": args.duration, "connections": args.connections, "rows": args.rows,
+              "settings": {"duration_s": args.duration, "connections": args.connections, "rows": rows,
                            "gunicorn": "2 sync workers, conf/gunicorn.conf.py"},
-              "endpoints": results, "stacks": stacks}
+              "targets": TARGETS, "endpoints": results, "stacks": stacks}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     print(render(report))
     return 0
 
 
+def verdict(row: dict) -> str:
+    if row["kind"] == "cached":
+        ok = row["ratio_to_bare"] >= TARGETS["cached_ratio"] and row["p99_ms"] < TARGETS["cached_p99_ms"]
+        return "met" if ok else f"target >= {TARGETS['cached_ratio']} and p99 < {TARGETS['cached_p99_ms']} ms"
+    if row["kind"] == "uncached":
+        return "met" if row["p99_ms"] < TARGETS["uncached_p99_ms"] else f"target p99 < {TARGETS['uncached_p99_ms']} ms"
+    if row["kind"] == "mixed":
+        return "met" if row["errors"] == 0 else "target: no errors"
+    return ""
+
+
 def render(report: dict) -> str:
-    lines = [f"{'stack':<7} {'endpoint':<36} {'req/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"]
+    lines = [f"{'stack':<7} {'endpoint':<38} {'req/s':>7} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}  "
+             f"verdict"]
     for row in report["endpoints"]:
-        lines.append(f"{row['stack']:<7} {row['endpoint']:<36} {row['rps']:>8.0f} {row['ratio_to_bare']:>6.2f} "
-                     f"{row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {row['errors']:>6}")
+        lines.append(f"{row['stack']:<7} {row['endpoint']:<38} {row['rps']:>7.0f} {row['ratio_to_bare']:>6.2f} "
+                     f"{row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} {row['errors']:>6}  {verdict(row)}")
     for stack, figures in report["stacks"].items():
-        parts = [f"{figures.get('table_rows', 0):,} rows in bars"]
-        if "ingest_insert_rows_per_s" in figures:
-            parts.append(f"ingest {figures['ingest_insert_rows_per_s']:,.0f} rows/s insert, "
-                         f"{figures['ingest_update_rows_per_s']:,.0f} rows/s update")
-        if "rankings_refresh_s" in figures:
-            parts.append(f"rankings refresh {figures['rankings_refresh_s']:.2f} s")
-        if figures.get("worker_rss_mb"):
-            parts.append("worker RSS " + ", ".join(f"{mb:.0f} MB" for mb in figures["worker_rss_mb"]))
-        lines.append(f"{stack}: " + "; ".join(parts))
+        target = TARGETS[f"{stack}_ingest"]
+        rss = figures.get("worker_rss_mb") or [0]
+        lines.append(f"{stack}: {figures['table_rows']:,} rows in bars; ingest "
+                     f"{figures['ingest_insert_rows_per_s']:,.0f} rows/s insert, "
+                     f"{figures['ingest_update_rows_per_s']:,.0f} rows/s update (target {target:,}); rankings "
+                     f"refresh {figures['rankings_refresh_s']:.1f} s; worker RSS "
+                     f"{', '.join(f'{mb:.0f}' for mb in rss)} MB (target < {TARGETS['worker_rss_mb']})")
     return "\n".join(lines)
 
 
