@@ -9,7 +9,7 @@ from flask_restx import fields
 
 from financial.api import params
 from financial.api.auth import SECURITY, SignedInResource
-from financial.api.envelope import envelope, envelope_model, json_response, namespace, paginated, responds
+from financial.api.envelope import ERROR, envelope, envelope_model, json_response, namespace, paginated, responds
 from financial.api.metrics import METRIC
 from financial.services import watchlists
 
@@ -101,9 +101,9 @@ class Markets(SignedInResource):
     @ns.expect(WATCH)
     @ns.response(201, "Added; minute ingests track it from now on", MARKET_RESPONSE)
     @ns.response(200, "Already on your watchlist", MARKET_RESPONSE)
-    @responds(ns, 400, 401, 404, 409, 413)
     @ns.response(503, "The crypto source (CRYPTO_SOURCE) cannot be reached to check the market, or the database "
-                      "is unavailable")
+                      "is unavailable", ERROR)
+    @responds(ns, 400, 401, 404, 409, 413)
     def post(self):
         """Watch a market, checked with the crypto source first (unknown: 404). Adding it twice is harmless."""
         body = params.parse_body(WATCH_BODY)
