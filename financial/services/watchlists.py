@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
+import time
+
+from flask import current_app
 
 import lib
 from financial import caching, storage, tracking
@@ -28,6 +32,8 @@ MAX_MARKETS = 100  # per user: each watched market is one more upstream call in 
 DAY = dt.timedelta(hours=24)
 # A request waits for the upstream a few seconds at most; the ingest's clients are more patient.
 LOOKUP_OPTIONS = {"timeout": 5.0, "retry": lib.RetryPolicy(attempts=2, backoff=0.2, max_backoff=0.5)}
+LOOKUP_TTL = 3600.0
+_LOOKUP_LOCK = threading.Lock()
 
 
 def market_id(exchange: str, ticker: str) -> lib.MarketId:
@@ -57,7 +63,7 @@ def markets(user_id: int, *, limit: int, page: int) -> tuple[list[dict], int]:
 def resolve(market: lib.MarketId, settings: Settings) -> lib.MarketInfo:
     """What the configured crypto source says of the market: 404 if it does not list it, 503 if it cannot
     be asked right now."""
-    source = tracking.crypto_source(settings.crypto_source, settings, **LOOKUP_OPTIONS)
+    source = _lookup_source(settings)
     try:
         return source.resolve(market)
     except lib.NotFoundError as exc:
@@ -67,8 +73,20 @@ def resolve(market: lib.MarketId, settings: Settings) -> lib.MarketInfo:
                     type(exc).__name__, exc)
         raise Unavailable(f"cannot check market {market.label} with the {settings.crypto_source} source right now "
                           f"({type(exc).__name__}); try again shortly", headers={"Retry-After": "30"}) from None
-    finally:
-        source.close()
+
+
+def _lookup_source(settings: Settings) -> lib.markets.CryptoSource:
+    """This process's source for market lookups. Kept between requests, since an exchange's market list takes
+    a few paced calls to load (ccxt keeps it once loaded), and replaced every `LOOKUP_TTL` seconds so that
+    markets an exchange lists later are found."""
+    with _LOOKUP_LOCK:
+        cached = current_app.extensions.get("market_lookup")
+        if cached is None or time.monotonic() - cached[1] > LOOKUP_TTL:
+            if cached is not None:
+                cached[0].close()
+            cached = (tracking.crypto_source(settings.crypto_source, settings, **LOOKUP_OPTIONS), time.monotonic())
+            current_app.extensions["market_lookup"] = cached
+        return cached[0]
 
 
 def add(user_id: int, exchange: str, ticker: str, settings: Settings) -> tuple[dict, bool]:
