@@ -115,8 +115,8 @@ def describe(exc: BaseException) -> str:
         return "; ".join(f"{address}: {code} {_text(reply)}" for address, (code, reply) in exc.recipients.items())
     if isinstance(exc, smtplib.SMTPResponseException):
         return f"{exc.smtp_code} {_text(exc.smtp_error)}"
-    if isinstance(exc, (socket.timeout, TimeoutError)):
-        return "timed out"
+    if isinstance(exc, (socket.timeout, TimeoutError)) or isinstance(exc.__context__, (socket.timeout, TimeoutError)):
+        return "timed out"  # (smtplib reports a timeout while reading a reply as a disconnection)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
