@@ -229,7 +229,7 @@ def assert_alert_mail(message, to, bars, now):
                                   f"60-minute average")
     body = message.get_content()
     latest = bars[-1].timestamp
-    for text in (f"kraken:btcusd (BTC/USD on Kraken): volume alert #", f"Volume of the 1-minute bar starting "
+    for text in ("kraken:btcusd (BTC/USD on Kraken): volume alert #", f"Volume of the 1-minute bar starting "
                  f"{latest:%Y-%m-%d %H:%M} UTC: {alerts.number(value)}",
                  f"Average of the other {points - 1} bars in the last 60 minutes: {alerts.number(average)}",
                  f"That is {value / average:.2f} times the average; alerts fire at 3 times.",
