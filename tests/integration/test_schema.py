@@ -106,9 +106,9 @@ def test_the_migrations_build_what_the_models_describe(fresh_url):
         with app.app_context(), db.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             differences = compare_metadata(context, db.metadata)
-        # MySQL reflects Float(precision=53) as DOUBLE: the same column type, spelled another way.
 
         def same_float(difference) -> bool:
+            """MySQL reflects Float(precision=53) as DOUBLE: the same column type, spelled another way."""
             return isinstance(difference, list) and difference[0][0] == "modify_type" \
                 and isinstance(difference[0][5], sa.Float) and isinstance(difference[0][6], sa.Float)
 
