@@ -250,3 +250,14 @@ def test_smtp_credentials_come_in_pairs(variables, message):
     with pytest.raises(ConfigError) as raised:
         settings_of(**variables)
     assert str(raised.value) == message and "secret" not in message
+
+
+def test_every_variable_is_documented():
+    """The README's configuration table and .env.example name every variable Settings reads."""
+    from financial.config import ROOT, _VARIABLES
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration"):readme.index("### Keeping the AlphaVantage key secret")]
+    example = (ROOT / ".env.example").read_text()
+    for variable in _VARIABLES:
+        assert f"`{variable}`" in table, variable
+        assert f"{variable}=" in example, variable
