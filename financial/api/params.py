@@ -89,10 +89,12 @@ def parse_body(body_schema: Schema) -> dict[str, Any]:
         data = request.get_json()
     except werkzeug.exceptions.BadRequest:  # unreadable JSON (a body too large is a 413, raised as it is)
         raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:  # thousands of nested brackets: valid JSON, but not a body anyone means
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be a JSON object, not {_json_type(data)}")
     try:
-        return body_schema.load(data, unknown=RAISE)
+        loaded = body_schema.load(data, unknown=RAISE)
     except ValidationError as error:
         problems = []
         for name, texts in _flatten(error.messages):
@@ -101,6 +103,19 @@ def parse_body(body_schema: Schema) -> dict[str, Any]:
             else:
                 problems.append(f"{name}: " + "; ".join(str(t).rstrip(".") for t in texts))
         raise BadRequest("; ".join(problems) or "invalid body") from None
+    for name, value in loaded.items():
+        # JSON's \ud800 escapes decode to lone surrogates, which no database, hash or e-mail can encode.
+        if isinstance(value, str) and not _encodable(value):
+            raise BadRequest(f"{name}: must be valid Unicode text (it holds a lone surrogate)")
+    return loaded
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def _json_type(value: Any) -> str:
