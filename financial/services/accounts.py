@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from financial.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
 from financial.extensions import db
 from financial.models import AuthToken, User, utcnow
 
+log = logging.getLogger(__name__)
 HASHER = PasswordHasher()
 EMAIL_MAX = 254
 PASSWORD_MIN = 8
@@ -111,6 +113,7 @@ def login(email: str, password: str, address: str | None) -> Login:
     keys = limiter.keys(normalized, address)
     wait = limiter.retry_after(keys)
     if wait is not None:
+        log.warning("login refused: too many failed logins for the account or from address %s", address)
         raise TooManyRequests(f"too many failed logins for this account or from this address; try again in "
                               f"{wait} seconds", headers={"Retry-After": str(wait)})
     session = db.session
