@@ -162,7 +162,8 @@ def run_once(settings: Settings, args: argparse.Namespace) -> int:
     tasks = build_tasks(settings, args)
     report = ingest.run(tasks, progress=progress)
     retention = settings.minute_retention_days if args.interval.is_intraday and not args.demo else None
-    ingest.finish(report, retention_days=retention, progress=progress)
+    minute = args.interval is lib.Interval.MIN1 and not args.demo  # minute ingests end by evaluating alerts
+    ingest.finish(report, retention_days=retention, progress=progress, alerts=settings if minute else None)
     print(report.render(), flush=True)
     log.info("ingest run finished in %.1fs: %d instruments, %d rows, %s", time.monotonic() - started,
              len(report.outcomes), report.rows, "ok" if report.ok else "with failures")

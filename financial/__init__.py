@@ -15,7 +15,7 @@ from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 
 from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
-from financial import caching
+from financial import caching, ratelimit
 from financial.extensions import cache, db, migrate
 
 log = logging.getLogger("financial.requests")
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     register_config(app, settings)
+    register_proxy(app, settings)
     register_logging(app, settings, process)
     register_extensions(app, settings)
     register_api(app)
@@ -68,10 +69,22 @@ def register_config(app: Flask, settings: Settings) -> None:
 
 
 def _engine_options(settings: Settings) -> dict:
+    # hide_parameters: a database error's text never quotes the values of its statement (e-mail addresses,
+    # password and token hashes), so logging one cannot leak them.
     if settings.is_sqlite:
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
     return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 5, "max_overflow": 10, "pool_timeout": 5,
+            "hide_parameters": True,
             "connect_args": {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30, "charset": "utf8mb4"}}
+
+
+def register_proxy(app: Flask, settings: Settings) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies (nginx in docker-compose.prod.yml), the client's address is the
+    one the nearest of them appended to X-Forwarded-For; without the setting the header is ignored, since
+    anyone can send it (and it would let a client pick the address its failed logins are counted under)."""
+    if settings.trusted_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
 
 
 def register_logging(app: Flask, settings: Settings, process: str) -> None:
@@ -83,6 +96,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     cache.init_app(app)
     caching.init_app(app)
+    ratelimit.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     if settings.is_sqlite:
         with app.app_context():
@@ -142,6 +156,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # JSON never needs to run scripts or be framed; the Swagger UI page needs its own scripts and styles.
 _API_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
                 "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+_PRIVATE = ("/api/auth/", "/api/me/")  # (not "/api/me" alone: /api/metrics is public and cached)
 _DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
              "img-src 'self' data:; frame-ancestors 'none'")
 
@@ -168,6 +183,8 @@ def register_request_hooks(app: Flask) -> None:
             response.headers.setdefault(name, value)
         if request.path.startswith(("/docs", "/swaggerui")):
             response.headers["Content-Security-Policy"] = _DOCS_CSP
+        elif request.path.startswith(_PRIVATE) or request.path in ("/api/me", "/api/auth"):
+            response.headers["Cache-Control"] = "no-store"  # tokens and one user's data: no cache may keep them
         if origins:
             _allow_cors(response, origins)
         if log.isEnabledFor(logging.INFO):

@@ -61,10 +61,14 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)
     smtp_sender: str = "alerts@localhost"
+    smtp_timeout: float = 10.0
     alert_factor: float = 3.0
     alert_window_minutes: int = 60
     alert_cooldown_minutes: int = 60
     alert_min_points: int = 4
+    alert_stale_minutes: int = 5
+    token_ttl_hours: int = 24
+    trusted_proxies: int = 0
     host: str = "127.0.0.1"
     port: int = 5000
     cache_timeout: int = 3600
@@ -168,6 +172,16 @@ def _origins(name: str, value: str) -> tuple[str, ...]:
     return origins
 
 
+def _email(name: str, value: str) -> str | None:
+    """An e-mail address such as alerts@example.com (it goes into a From header: nothing else may ride along)."""
+    value = value.strip()
+    if not value:
+        return None
+    if not re.match(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$", value):
+        raise ConfigError(f"{name} must be an e-mail address like alerts@example.com, got {value!r}")
+    return value
+
+
 def _flag(name: str, value: str) -> bool | None:
     lowered = value.strip().lower()
     if not lowered:
@@ -197,11 +211,15 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "SMTP_PORT": ("smtp_port", _number(int, 1, 65535)),
     "SMTP_USER": ("smtp_user", _text),
     "SMTP_PASSWORD": ("smtp_password", _text),
-    "SMTP_SENDER": ("smtp_sender", _text),
+    "SMTP_SENDER": ("smtp_sender", _email),
+    "SMTP_TIMEOUT": ("smtp_timeout", _number(float, 1, 300)),
     "ALERT_FACTOR": ("alert_factor", _number(float, 1)),
     "ALERT_WINDOW_MINUTES": ("alert_window_minutes", _number(int, 2, 1440)),
     "ALERT_COOLDOWN_MINUTES": ("alert_cooldown_minutes", _number(int, 0, 10080)),
-    "ALERT_MIN_POINTS": ("alert_min_points", _number(int, 2)),
+    "ALERT_MIN_POINTS": ("alert_min_points", _number(int, 2, 1440)),
+    "ALERT_STALE_MINUTES": ("alert_stale_minutes", _number(int, 1, 1440)),
+    "TOKEN_TTL_HOURS": ("token_ttl_hours", _number(int, 1, 8760)),
+    "TRUSTED_PROXIES": ("trusted_proxies", _number(int, 0, 5)),
     "HOST": ("host", _text),
     "PORT": ("port", _number(int, 1, 65535)),
     "CACHE_TIMEOUT": ("cache_timeout", _number(int, 1)),
@@ -227,4 +245,8 @@ def _parse(values: Mapping[str, str]) -> dict:
         parsed["log_level"] = parsed["log_level"].upper()
     if parsed.get("app_env") == "production" and not parsed.get("secret_key"):
         raise ConfigError("SECRET_KEY is required when APP_ENV=production")
+    if parsed.get("smtp_user") and not parsed.get("smtp_password"):
+        raise ConfigError("SMTP_PASSWORD is required when SMTP_USER is set")
+    if parsed.get("smtp_password") and not parsed.get("smtp_user"):
+        raise ConfigError("SMTP_USER is required when SMTP_PASSWORD is set")
     return parsed

@@ -5,6 +5,10 @@ anything is written, then writes its bars, and bumps the data generation, in one
 failure leaves no partial series behind and never stops the other tasks. The report lists every task's
 outcome. When an upstream says its daily quota is spent, the remaining tasks for that upstream are
 skipped rather than sent to be refused.
+
+After the tasks, `finish` prunes old intraday bars, recomputes the rankings and, after a minute ingest,
+raises alerts and sends their e-mails (`financial.services.alerts`). `watched_markets` is where the
+watchlists feed minute ingests.
 """
 from __future__ import annotations
 
@@ -18,9 +22,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import lib
 from financial import caching, storage
+from financial.config import Settings
 from financial.extensions import db
 from financial.models import STOCK
-from financial.services import metrics
+from financial.services import alerts as alerts_service, metrics
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,8 @@ class Outcome:
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
-    steps: list[Outcome] = field(default_factory=list)  # what follows the instruments: retention, rankings
+    steps: list[Outcome] = field(default_factory=list)  # what follows the instruments: retention, rankings, alerts
+    alerts: alerts_service.Summary | None = None  # alerts raised and e-mails sent, after a minute ingest
 
     @property
     def ok(self) -> bool:
@@ -87,8 +93,9 @@ class Report:
         for o in self.outcomes + failed_steps:
             lines.append(f"{o.label:<{width}}  {o.status:<7}  {o.rows:>6}  {o.detail}".rstrip())
         counts = {status: sum(o.status == status for o in self.outcomes) for status in ("ok", "failed", "skipped")}
-        lines.append(f"{len(self.outcomes)} instruments: {counts['ok']} ok, {counts['failed']} failed, "
-                     f"{counts['skipped']} skipped; {self.rows} rows stored")
+        closing = (f"{len(self.outcomes)} instruments: {counts['ok']} ok, {counts['failed']} failed, "
+                   f"{counts['skipped']} skipped; {self.rows} rows stored")
+        lines.append(closing + (f"; {self.alerts.render()}" if self.alerts else ""))
         return "\n".join(lines)
 
 
@@ -156,11 +163,10 @@ def _run_one(task: Task, spent_sources: set[str]) -> Outcome:
 # -- after the tasks: retention and rankings ---------------------------------------------------------
 
 def watched_markets() -> list[str]:
-    """Every market on any user's watchlist, as `exchange:pair` labels; minute ingests track them too.
-
-    The hook where watchlists (issue 4) plug in: until they exist, nobody watches anything.
-    """
-    return []
+    """Every market on any user's watchlist, as `exchange:pair` labels; minute ingests track them too."""
+    # A connection of its own: the session's transaction must not stay open while the markets are fetched.
+    with db.engine.connect() as connection:
+        return [f"{exchange}:{pair}" for exchange, pair in storage.watched_markets(connection)]
 
 
 def prune_intraday_bars(retention_days: int, *, now: dt.datetime | None = None,
@@ -179,15 +185,24 @@ def prune_intraday_bars(retention_days: int, *, now: dt.datetime | None = None,
 
 
 def finish(report: Report, *, retention_days: int | None = None, progress: Callable[[str], None] = lambda line: None,
-           now: dt.datetime | None = None) -> Report:
+           now: dt.datetime | None = None, alerts: Settings | None = None) -> Report:
     """What follows the tasks of every ingest: prune intraday bars past `retention_days` (minute ingests
-    pass it), then recompute the rankings once, as of `now`. A failure is reported in `report.steps` (and
-    fails the run)."""
+    pass it), recompute the rankings once, as of `now`, then (minute ingests pass `alerts`, the settings
+    of the rule and of SMTP) raise the alerts due and send their e-mails. A failure is reported in
+    `report.steps` (and fails the run); e-mails that could not be sent are not a failure of the run:
+    they are kept and retried by the next one."""
     now = now or dt.datetime.now(dt.timezone.utc)
     steps: list[tuple[str, Callable[[], int]]] = []
     if retention_days is not None:
         steps.append(("(retention)", lambda: prune_intraday_bars(retention_days, now=now)))
     steps.append(("(rankings)", lambda: metrics.refresh_rankings(now=now)))
+    if alerts is not None:
+        def alert_step() -> int:
+            report.alerts = alerts_service.run(alerts, now)
+            if report.alerts.failed:
+                progress(f"alerts: {report.alerts.failed} e-mail(s) not sent; the next run retries them")
+            return report.alerts.raised
+        steps.append(("(alerts)", alert_step))
     for label, step in steps:
         started = time.monotonic()
         try:

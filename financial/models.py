@@ -91,3 +91,86 @@ class Ranking(db.Model):
     rank_stdev: Mapped[int | None] = mapped_column()
     rank_volatility: Mapped[int | None] = mapped_column()
     as_of: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+# -- system C: accounts, watchlists and alerts -------------------------------------------------------
+
+class User(db.Model):
+    """An account. `email` is stored lower-cased, so the unique constraint is case-insensitive on every
+    database; the password only as an Argon2id hash (salt and parameters inside it)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuthToken(db.Model):
+    """A bearer token, known here only by its SHA-256: a copy of the table lets no one sign in."""
+
+    __tablename__ = "auth_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"), Index("ix_auth_tokens_user_id", "user_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class WatchlistEntry(db.Model):
+    """One market on one user's watchlist; the pair is the primary key, so a market is listed once."""
+
+    __tablename__ = "watchlist_entries"
+    # Watchers of a market (alert e-mails, the markets minute ingests track) are found by instrument.
+    __table_args__ = (Index("ix_watchlist_entries_instrument_id", "instrument_id"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True,
+                                               autoincrement=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Alert(db.Model):
+    """A market's price (close) or volume that reached `factor` times the mean of the other values of the
+    window, with the figures that triggered it. One per (market, quantity, bar) at most."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("instrument_id", "quantity", "bar_time"),
+                      Index("ix_alerts_instrument_id_quantity_created_at", "instrument_id", "quantity", "created_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"))
+    quantity: Mapped[str] = mapped_column(String(8))  # "price" or "volume"
+    value: Mapped[float] = mapped_column(Double)
+    average: Mapped[float] = mapped_column(Double)
+    factor: Mapped[float] = mapped_column(Double)
+    points: Mapped[int] = mapped_column()
+    window_minutes: Mapped[int] = mapped_column()
+    bar_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class AlertDelivery(db.Model):
+    """The e-mail of one alert to one watcher: created `pending` with the alert, `sending` while an ingest
+    run holds it, then `sent` (right after the SMTP server accepted it), `failed` (retried by the next run)
+    or `rejected` (the server refused the address for good; not retried)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "user_id"), Index("ix_alert_deliveries_status", "status"),
+                      Index("ix_alert_deliveries_user_id", "user_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -18,7 +18,8 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 import lib
-from financial.models import STOCK, Bar, Instrument, Ranking, ServiceState, utcnow
+from financial.models import (CRYPTO, STOCK, Alert, AlertDelivery, AuthToken, Bar, Instrument, Ranking, ServiceState,
+                              User, WatchlistEntry, utcnow)
 
 UPSERT_BATCH = 5000
 GENERATION = "data_generation"
@@ -46,6 +47,14 @@ def _upsert(session: Session, table: sa.Table, keys: Sequence[str], update: dict
     return stmt.on_duplicate_key_update(**values)
 
 
+def insert_ignoring_duplicates(session: Session, table: sa.Table, row: dict) -> bool:
+    """INSERT a row unless one with the same unique key exists (the database decides, so two processes
+    racing to insert it cannot both succeed nor fail); True when this call inserted it."""
+    stmt = _insert(session, table).values(**row)
+    stmt = stmt.on_conflict_do_nothing() if isinstance(stmt, sqlite.Insert) else stmt.prefix_with("IGNORE")
+    return session.execute(stmt).rowcount == 1
+
+
 # -- instruments ------------------------------------------------------------------------------------
 
 def get_or_create_instrument(session: Session, asset_class: str, symbol: str, *, exchange: str = "",
@@ -57,11 +66,9 @@ def get_or_create_instrument(session: Session, asset_class: str, symbol: str, *,
     """
     instrument = find_instrument(session, asset_class, symbol, exchange=exchange)
     if instrument is None:
-        table = Instrument.__table__
-        stmt = _insert(session, table).values(asset_class=asset_class, exchange=exchange, symbol=symbol,
-                                              base=base, quote=quote, name=name, created_at=utcnow())
-        stmt = stmt.on_conflict_do_nothing() if isinstance(stmt, sqlite.Insert) else stmt.prefix_with("IGNORE")
-        session.execute(stmt)
+        insert_ignoring_duplicates(session, Instrument.__table__, {
+            "asset_class": asset_class, "exchange": exchange, "symbol": symbol, "base": base, "quote": quote,
+            "name": name, "created_at": utcnow()})
         instrument = find_instrument(session, asset_class, symbol, exchange=exchange)
     for attribute, value in (("base", base), ("quote", quote), ("name", name)):
         if value and not getattr(instrument, attribute):
@@ -362,6 +369,161 @@ def daily_stock_averages(session: Session, *, symbol: str, start: dt.date, end: 
              .select_from(Bar).join(Instrument, Instrument.id == Bar.instrument_id)
              .where(*_daily_stock_bars(symbol, start, end)))
     return session.execute(query).one()
+
+
+# -- system C: accounts, watchlists, alerts ----------------------------------------------------------
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalar(sa.select(User).where(User.email == email))
+
+
+def user_exists(session: Session, email: str) -> bool:
+    return session.scalar(sa.select(User.id).where(User.email == email)) is not None
+
+
+def find_token(session: Session, token_hash: str) -> sa.Row | None:
+    """(id, user_id, expires_at, revoked_at) of the token with this digest."""
+    return session.execute(sa.select(AuthToken.id, AuthToken.user_id, AuthToken.expires_at, AuthToken.revoked_at)
+                           .where(AuthToken.token_hash == token_hash)).first()
+
+
+def revoke_token(session: Session, token_id: int, now: dt.datetime) -> None:
+    session.execute(sa.update(AuthToken).where(AuthToken.id == token_id, AuthToken.revoked_at.is_(None))
+                    .values(revoked_at=now))
+
+
+def forget_dead_tokens(session: Session, user_id: int, now: dt.datetime) -> int:
+    """Delete a user's expired and revoked tokens (either way they no longer open anything)."""
+    return session.execute(sa.delete(AuthToken).where(
+        AuthToken.user_id == user_id, sa.or_(AuthToken.expires_at <= now, AuthToken.revoked_at.is_not(None)))
+    ).rowcount
+
+
+_WATCHED = (Instrument.id, Instrument.exchange, Instrument.symbol, Instrument.base, Instrument.quote,
+            Instrument.name, WatchlistEntry.created_at.label("added_at"))
+
+
+def watchlist(session: Session, user_id: int, *, limit: int, offset: int) -> list[sa.Row]:
+    """One page of a user's watched markets, by exchange then pair."""
+    return list(session.execute(
+        sa.select(*_WATCHED).join(WatchlistEntry, WatchlistEntry.instrument_id == Instrument.id)
+        .where(WatchlistEntry.user_id == user_id).order_by(Instrument.exchange, Instrument.symbol, Instrument.id)
+        .limit(limit).offset(offset)))
+
+
+def count_watchlist(session: Session, user_id: int) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(WatchlistEntry)
+                          .where(WatchlistEntry.user_id == user_id)) or 0
+
+
+def watched_entry(session: Session, user_id: int, instrument_id: int) -> sa.Row | None:
+    return session.execute(
+        sa.select(*_WATCHED).join(WatchlistEntry, WatchlistEntry.instrument_id == Instrument.id)
+        .where(WatchlistEntry.user_id == user_id, WatchlistEntry.instrument_id == instrument_id)).first()
+
+
+def watched_instrument_ids(session: Session, user_id: int) -> list[int]:
+    return list(session.scalars(sa.select(WatchlistEntry.instrument_id).where(WatchlistEntry.user_id == user_id)))
+
+
+def unwatch(session: Session, user_id: int, instrument_id: int) -> bool:
+    return session.execute(sa.delete(WatchlistEntry).where(
+        WatchlistEntry.user_id == user_id, WatchlistEntry.instrument_id == instrument_id)).rowcount == 1
+
+
+def watched_markets(connection: sa.Connection | Session) -> list[tuple[str, str]]:
+    """(exchange, pair) of every crypto market on any watchlist, by exchange then pair."""
+    return [tuple(row) for row in connection.execute(
+        sa.select(Instrument.exchange, Instrument.symbol).distinct()
+        .join(WatchlistEntry, WatchlistEntry.instrument_id == Instrument.id)
+        .where(Instrument.asset_class == CRYPTO).order_by(Instrument.exchange, Instrument.symbol))]
+
+
+def watchers(session: Session, instrument_id: int) -> list[int]:
+    return list(session.scalars(sa.select(WatchlistEntry.user_id).where(WatchlistEntry.instrument_id == instrument_id)
+                                .order_by(WatchlistEntry.user_id)))
+
+
+def series_bars(session: Session, instrument_id: int, interval: str, start: dt.datetime, end: dt.datetime) -> list[Bar]:
+    """One series' bars with start < ts <= end, oldest first (a primary-key range)."""
+    return list(session.scalars(sa.select(Bar).where(Bar.instrument_id == instrument_id, Bar.interval == interval,
+                                                     Bar.ts > start, Bar.ts <= end).order_by(Bar.ts)))
+
+
+def recent_crypto_bars(session: Session, interval: str, start: dt.datetime, end: dt.datetime) -> list[sa.Row]:
+    """(instrument_id, ts, close, volume) of every crypto market's bars with start < ts <= end, by market and time
+    (a short range of the (interval, ts) index)."""
+    return list(session.execute(
+        sa.select(Bar.instrument_id, Bar.ts, Bar.close, Bar.volume)
+        .join(Instrument, Instrument.id == Bar.instrument_id)
+        .where(Instrument.asset_class == CRYPTO, Bar.interval == interval, Bar.ts > start, Bar.ts <= end)
+        .order_by(Bar.instrument_id, Bar.ts)))
+
+
+def alerted_since(session: Session, since: dt.datetime) -> set[tuple[int, str]]:
+    """(instrument_id, quantity) of the alerts created after `since`."""
+    return set(session.execute(sa.select(Alert.instrument_id, Alert.quantity).where(Alert.created_at > since)))
+
+
+def find_alert_id(session: Session, instrument_id: int, quantity: str, bar_time: dt.datetime) -> int | None:
+    return session.scalar(sa.select(Alert.id).where(Alert.instrument_id == instrument_id, Alert.quantity == quantity,
+                                                    Alert.bar_time == bar_time))
+
+
+def _user_alerts(user_id: int):
+    delivery = AlertDelivery.__table__.alias("delivery")
+    return (sa.select(Alert, Instrument.exchange, Instrument.symbol, delivery.c.status.label("email"))
+            .join(Instrument, Instrument.id == Alert.instrument_id)
+            .join(WatchlistEntry, sa.and_(WatchlistEntry.instrument_id == Alert.instrument_id,
+                                          WatchlistEntry.user_id == user_id))
+            .outerjoin(delivery, sa.and_(delivery.c.alert_id == Alert.id, delivery.c.user_id == user_id)))
+
+
+def user_alerts(session: Session, user_id: int, *, limit: int, offset: int) -> list[sa.Row]:
+    """One page of the alerts of the markets on a user's watchlist, newest first, with that user's e-mail status."""
+    return list(session.execute(_user_alerts(user_id).order_by(Alert.created_at.desc(), Alert.id.desc())
+                                .limit(limit).offset(offset)))
+
+
+def count_user_alerts(session: Session, user_id: int) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(_user_alerts(user_id).subquery())) or 0
+
+
+def deliveries_to_send(session: Session, *, abandoned_before: dt.datetime, limit: int) -> list[sa.Row]:
+    """(id, status, updated_at) of the deliveries waiting for a (new) attempt, oldest first: pending, failed, and
+    `sending` ones whose run stopped before finishing them."""
+    return list(session.execute(
+        sa.select(AlertDelivery.id, AlertDelivery.status, AlertDelivery.updated_at)
+        .where(sa.or_(AlertDelivery.status.in_(("pending", "failed")),
+                      sa.and_(AlertDelivery.status == "sending", AlertDelivery.updated_at < abandoned_before)))
+        .order_by(AlertDelivery.id).limit(limit)))
+
+
+def claim_delivery(session: Session, delivery: sa.Row, now: dt.datetime) -> bool:
+    """Mark a delivery `sending` for this run, counting the attempt, unless another run changed it since it
+    was read; True when this run now owns it."""
+    return session.execute(
+        sa.update(AlertDelivery).where(AlertDelivery.id == delivery.id, AlertDelivery.status == delivery.status,
+                                       AlertDelivery.updated_at == delivery.updated_at)
+        .values(status="sending", attempts=AlertDelivery.attempts + 1, updated_at=now)).rowcount == 1
+
+
+def delivery_details(session: Session, delivery_id: int) -> sa.Row:
+    """What an alert e-mail says: the alert, its market and the recipient."""
+    return session.execute(
+        sa.select(AlertDelivery.id, User.email, Alert.id.label("alert_id"), Alert.quantity, Alert.value, Alert.average,
+                  Alert.factor, Alert.points, Alert.window_minutes, Alert.bar_time, Alert.created_at,
+                  Instrument.exchange, Instrument.symbol, Instrument.name)
+        .join(Alert, Alert.id == AlertDelivery.alert_id).join(User, User.id == AlertDelivery.user_id)
+        .join(Instrument, Instrument.id == Alert.instrument_id).where(AlertDelivery.id == delivery_id)).one()
+
+
+def finish_delivery(session: Session, delivery_id: int, status: str, now: dt.datetime,
+                    error: str | None = None) -> None:
+    values = {"status": status, "updated_at": now, "last_error": error[:255] if error else None}
+    if status == "sent":
+        values["sent_at"] = now
+    session.execute(sa.update(AlertDelivery).where(AlertDelivery.id == delivery_id).values(**values))
 
 
 # -- the data generation ----------------------------------------------------------------------------

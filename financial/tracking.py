@@ -29,13 +29,15 @@ OVERLAP_BARS = 5
 SOURCES = ("cryptowatch", "exchange")
 
 
-def crypto_source(name: str, settings: Settings) -> CryptoSource:
-    """The crypto source called `name`, configured from the settings (never from the process environment)."""
+def crypto_source(name: str, settings: Settings, **client_options) -> CryptoSource:
+    """The crypto source called `name`, configured from the settings (never from the process environment);
+    `client_options` (timeout, retry) go to its clients."""
     if name == "cryptowatch":
-        return lib.CryptowatchClient(settings.cryptowatch_api_key, settings.cryptowatch_base_url, environ={})
+        return lib.CryptowatchClient(settings.cryptowatch_api_key, settings.cryptowatch_base_url, environ={},
+                                     **client_options)
     if name == "exchange":
         return lib.ExchangeSource(lib.exchange.parse_base_urls(settings.exchange_base_urls),
-                                  min_interval=settings.exchange_min_interval)
+                                  min_interval=settings.exchange_min_interval, **client_options)
     raise ValueError(f"unknown crypto source {name!r}; expected one of {', '.join(SOURCES)}")
 
 

@@ -73,12 +73,32 @@ class CryptoSource(Protocol):
 
 def parse_market(text: str) -> MarketId:
     """`exchange:pair`, case-insensitive; `/`, `-` and `_` inside the pair are ignored (`btc/usd` = `btcusd`)."""
-    exchange, colon, pair = text.strip().lower().partition(":")
-    pair = _SEPARATORS.sub("", pair.strip())
-    exchange = exchange.strip()
-    if not colon or not _EXCHANGE.match(exchange) or not _PAIR.match(pair):
-        raise ValueError(f"{text.strip()!r} is not a market; write exchange:pair, e.g. kraken:btcusd")
-    return MarketId(exchange, pair)
+    exchange, colon, pair = text.strip().partition(":")
+    try:
+        if not colon:
+            raise ValueError("no colon")
+        return MarketId(parse_exchange(exchange), parse_pair(pair))
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a market; write exchange:pair, e.g. kraken:btcusd") from None
+
+
+def parse_exchange(text: str) -> str:
+    """An exchange id as markets are named (`kraken`, `binance`), lower-cased; ValueError if it cannot be one."""
+    exchange = text.strip().lower()
+    if not _EXCHANGE.match(exchange):
+        raise ValueError(f"{text.strip()[:40]!r} is not an exchange id: letters, digits, - and _, "
+                         f"up to 32 characters, e.g. kraken")
+    return exchange
+
+
+def parse_pair(text: str) -> str:
+    """A pair as markets are named (`btcusd`; `BTC/USD`, `btc-usd` and `btc_usd` read the same), lower-cased;
+    ValueError if it cannot be one."""
+    pair = _SEPARATORS.sub("", text.strip().lower())
+    if not _PAIR.match(pair):
+        raise ValueError(f"{text.strip()[:40]!r} is not a pair: letters and digits (and . / - _), "
+                         f"2 to 32 characters, e.g. btcusd")
+    return pair
 
 
 def parse_markets(text: str) -> list[MarketId]:

@@ -108,17 +108,32 @@ def empty_tables(app) -> None:
 
 
 @pytest.fixture
-def app(stack_settings):
-    app = create_app(stack_settings, process="test")
-    empty_tables(app)
-    yield app
-    if stack_settings.redis_url:
-        with app.app_context():
-            from financial.extensions import cache
-            cache.clear()
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def app_factory(stack_settings):
+    """`app_factory(**changes)`: an app on the current stack with some settings changed (an SMTP server, the
+    upstreams' URLs...); the first one made starts from empty tables."""
+    apps = []
+
+    def make(**changes):
+        app = create_app(stack_settings.replace(**changes), process="test")
+        if not apps:
+            empty_tables(app)
+        apps.append(app)
+        return app
+
+    yield make
+    for made in apps:
+        if stack_settings.redis_url:
+            with made.app_context():
+                from financial.extensions import cache
+                cache.clear()
+        with made.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
 
 
 @pytest.fixture
@@ -138,6 +153,24 @@ def fake_av():
     with FakeServer(upstream) as server:
         server.app = upstream
         yield server
+
+
+@pytest.fixture
+def fast_hashing(monkeypatch):
+    """Argon2id at its cheapest for tests that sign many users in: the same code paths and hash format,
+    milliseconds instead of 64 MiB and a few hundred per hash. (One test checks the production cost.)"""
+    from argon2 import PasswordHasher
+    from financial.services import accounts
+    monkeypatch.setattr(accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a free port of 127.0.0.1; `.messages` holds what it accepted."""
+    from tests.fakes.smtp import SmtpServer
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:

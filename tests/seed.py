@@ -33,3 +33,15 @@ def frame(series: dict[str, Sequence[lib.Bar]]) -> pd.DataFrame:
              "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume}
             for symbol, bars in series.items() for bar in bars]
     return pd.DataFrame(rows)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def sign_in(client, email: str, password: str = PASSWORD, *, address: str = "192.0.2.10") -> dict[str, str]:
+    """Sign up (if need be) and log in over HTTP; the headers that carry the token."""
+    client.post("/api/auth/signup", json={"email": email, "password": password})
+    response = client.post("/api/auth/login", json={"email": email, "password": password},
+                           environ_base={"REMOTE_ADDR": address})
+    assert response.status_code == 200, response.get_json()
+    return {"Authorization": f"Bearer {response.get_json()['data']['token']}"}

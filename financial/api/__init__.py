@@ -4,10 +4,10 @@ from __future__ import annotations
 from flask import Flask
 from flask_restx import Api
 
-from financial.api import dashboard, metrics, ops, search, stocks
+from financial.api import auth, dashboard, me, metrics, ops, search, stocks
 from financial.api.envelope import handle_exception
 
-NAMESPACES = (stocks.ns, metrics.ns, dashboard.ns, search.ns, ops.ns)
+NAMESPACES = (stocks.ns, metrics.ns, dashboard.ns, search.ns, auth.ns, me.ns, ops.ns)
 
 
 class EnvelopeApi(Api):
@@ -26,6 +26,7 @@ def create_api(app: Flask) -> Api:
                     "Every response is JSON: {\"data\": ..., \"info\": {\"error\": \"\"}}.",
         doc="/docs",
         default_mediatype="application/json",
+        authorizations=auth.AUTHORIZATIONS,
     )
     for ns in NAMESPACES:
         api.add_namespace(ns)

@@ -48,12 +48,13 @@ ERROR = Model("Error", {
 })
 ERROR_DESCRIPTIONS = {
     400: "Bad input; info.error names the parameter",
-    401: "Not signed in",
+    401: "Not signed in: no token, or one that is malformed, unknown, expired or revoked",
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
-    429: "Rate limited",
+    413: "The request body is too large",
+    429: "Rate limited; Retry-After says when to try again",
     503: "Database or cache unavailable",
 }
 
@@ -142,7 +143,7 @@ def handle_exception(error: Exception):
     """Turn any exception into the envelope: known errors keep their status, the rest are a 500 that
     is logged with its traceback but never shows it."""
     if isinstance(error, errors.AppError):
-        return error_response(error.status, error.message)
+        return error_response(error.status, error.message, error.headers)
     if isinstance(error, HTTPException):
         return _http_error(error)
     if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
@@ -162,6 +163,9 @@ def _http_error(error: HTTPException):
         allowed = sorted(m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
         message = f"method {request.method} not allowed on {request.path}; allowed: {', '.join(allowed)}"
         headers["Allow"] = ", ".join(error.valid_methods or [])
+    elif status == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        message = f"the request body is too large; at most {limit} bytes" if limit else "the request body is too large"
     else:
         message = error.description or error.name
     if status >= 500:

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 from typing import Any, Callable, Mapping
 
+import werkzeug.exceptions
 from flask import request
 from marshmallow import RAISE, Schema, ValidationError, missing
 from webargs import fields, validate
@@ -76,6 +77,59 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, list]]:
             return [item for value in messages.values() for item in _flatten(value)]
         return [(str(key), value if isinstance(value, list) else [value]) for key, value in messages.items()]
     return [("", messages if isinstance(messages, list) else [messages])]
+
+
+def parse_body(body_schema: Schema) -> dict[str, Any]:
+    """The JSON object of the request body, validated by `body_schema` (unknown fields refused). Every
+    problem is a 400 that names the field; values are never quoted back, since a body may hold a password.
+    (A body over MAX_CONTENT_LENGTH is refused with 413 before it is read.)"""
+    if not request.is_json:
+        raise BadRequest("the body must be a JSON object, sent with Content-Type: application/json")
+    try:
+        data = request.get_json()
+    except werkzeug.exceptions.BadRequest:  # unreadable JSON (a body too large is a 413, raised as it is)
+        raise BadRequest("the body is not valid JSON") from None
+    except RecursionError:  # thousands of nested brackets: valid JSON, but not a body anyone means
+        raise BadRequest("the body is not valid JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the body must be a JSON object, not {_json_type(data)}")
+    try:
+        loaded = body_schema.load(data, unknown=RAISE)
+    except ValidationError as error:
+        problems = []
+        for name, texts in _flatten(error.messages):
+            if texts == ["Unknown field."]:
+                problems.append(f"unknown field {name!r}")
+            else:
+                problems.append(f"{name}: " + "; ".join(str(t).rstrip(".") for t in texts))
+        raise BadRequest("; ".join(problems) or "invalid body") from None
+    for name, value in loaded.items():
+        # JSON's \ud800 escapes decode to lone surrogates, which no database, hash or e-mail can encode.
+        if isinstance(value, str) and not _encodable(value):
+            raise BadRequest(f"{name}: must be valid Unicode text (it holds a lone surrogate)")
+    return loaded
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), "null")
+
+
+def text(description: str, *, max_length: int, example: str | None = None) -> fields.Field:
+    """A required JSON string field of at most `max_length` characters (a number or null is refused)."""
+    return fields.String(required=True, validate=validate.Length(max=max_length, error=f"must be at most "
+                                                                                       f"{max_length} characters"),
+                         metadata={"description": description, "example": example},
+                         error_messages={"required": "is required", "invalid": "must be a string",
+                                         "null": "must be a string"})
 
 
 def schema(declared: dict[str, fields.Field]) -> Schema:

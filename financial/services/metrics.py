@@ -140,13 +140,30 @@ def _public(row: dict, rank_by: str) -> dict:
     }
 
 
+def _by_rank(rows: list[dict], rank_by: str) -> list[dict]:
+    key = f"rank_{rank_by}"
+    return sorted(rows, key=lambda row: (row[key] is None, row[key] or 0, row["instrument"].exchange,
+                                         row["instrument"].symbol, row["instrument"].id))
+
+
 def metrics(*, window: int, rank_by: str = "stdev", limit: int, page: int) -> tuple[list[dict], int]:
     """One page of every tracked instrument's figures over the window, by rank; and how many there are."""
-    key = f"rank_{rank_by}"
-    rows = sorted(_table(window), key=lambda row: (row[key] is None, row[key] or 0, row["instrument"].exchange,
-                                                   row["instrument"].symbol, row["instrument"].id))
+    rows = _by_rank(_table(window), rank_by)
     offset = (page - 1) * limit
     return [_public(row, rank_by) for row in rows[offset:offset + limit]], len(rows)
+
+
+def ranking_of(instrument_ids, *, window: int, rank_by: str = "stdev") -> list[dict]:
+    """Some instruments' figures over the window, ranked among themselves (1 = highest `rank_by`); those
+    without the figure last, unranked. (The order is the overall ranking's; only the numbers differ.)"""
+    wanted = set(instrument_ids)
+    ranked = []
+    for row in _by_rank([row for row in _table(window) if row["instrument"].id in wanted], rank_by):
+        entry = _public(row, rank_by)
+        if entry["rank"] is not None:
+            entry["rank"] = len(ranked) + 1
+        ranked.append(entry)
+    return ranked
 
 
 def metric(instrument_id: int, *, window: int, rank_by: str = "stdev") -> dict:

@@ -29,6 +29,7 @@ from tests.seed import store_crypto
 
 UTC = dt.timezone.utc
 MINUTE = dt.timedelta(minutes=1)
+NO_ALERTS = "; alerts: 0 raised; e-mail off (no SMTP_HOST)"  # minute ingests end with the alerts
 
 
 def minute_with_room(seconds: float = 12.0) -> dt.datetime:
@@ -101,7 +102,8 @@ def test_cryptowatch_minute_ingest_then_the_metrics_rank_it(app, client, stack_s
     assert result.returncode == 0, result.stderr
     btc, eth = last_day(bars["btc"], now), last_day(bars["eth"], now)
     assert summary(result.stdout) == ({"kraken:btcusd": ("ok", len(btc), ""), "kraken:ethusd": ("ok", len(eth), "")},
-                                      f"2 instruments: 2 ok, 0 failed, 0 skipped; {len(btc) + len(eth)} rows stored")
+                                      f"2 instruments: 2 ok, 0 failed, 0 skipped; {len(btc) + len(eth)} rows stored"
+                                      + NO_ALERTS)
     assert result.stderr.splitlines() == [f"[1/2] kraken:btcusd: ok, {len(btc)} rows",
                                           f"[2/2] kraken:ethusd: ok, {len(eth)} rows"]
     assert stored(app, "kraken", "btcusd") == rows_of(btc) and stored(app, "kraken", "ethusd") == rows_of(eth)
@@ -142,7 +144,7 @@ def test_an_unknown_market_is_named_and_fails_the_run_and_the_others_are_stored(
     assert table["kraken:nopeusd"] == ("failed", 0, "NotFoundError: kraken: no spot market 'nopeusd' (the exchange "
                                                     "does not list it)")
     assert table["binance:ethusdt"] == ("ok", len(eth), "")
-    assert total == f"3 instruments: 2 ok, 1 failed, 0 skipped; {len(btc) + len(eth)} rows stored"
+    assert total == f"3 instruments: 2 ok, 1 failed, 0 skipped; {len(btc) + len(eth)} rows stored" + NO_ALERTS
     assert stored(sqlite_app, "kraken", "btcusd") == rows_of(btc)
     assert stored(sqlite_app, "binance", "ethusdt") == rows_of(eth)
 
@@ -154,7 +156,7 @@ def test_the_scheduler_goes_on_through_an_outage(sqlite_settings, exchanges, ser
     result = cli(env, "--source", "exchange", "--markets", "kraken:btcusd", "--every", "1", "--max-runs", "2")
     assert result.returncode == 0, result.stderr  # the last run's status
     totals = [line for line in result.stdout.splitlines() if line.startswith("1 instruments:")]
-    assert totals[0] == "1 instruments: 0 ok, 1 failed, 0 skipped; 0 rows stored"
+    assert totals[0] == "1 instruments: 0 ok, 1 failed, 0 skipped; 0 rows stored" + NO_ALERTS
     assert totals[1].startswith("1 instruments: 1 ok, 0 failed, 0 skipped;")
     assert 'ServerError: kraken: {"error":["EService:Unavailable"]}' in result.stdout
 

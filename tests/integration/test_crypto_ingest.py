@@ -287,8 +287,10 @@ def test_minute_ingests_also_track_every_watched_market(app, monkeypatch):
             ("kraken:ethusd", "exchange"), ("kraken:btcusd", "exchange")]
 
 
-def test_nobody_watches_anything_until_watchlists_exist():
-    assert ingest.watched_markets() == []
+def test_nobody_watches_anything_without_watchlists(app):
+    """(What a watchlist adds is tested with the watchlists, in test_watchlists_api.py.)"""
+    with app.app_context():
+        assert ingest.watched_markets() == []
 
 
 def test_crypto_arguments():

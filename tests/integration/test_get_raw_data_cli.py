@@ -328,7 +328,8 @@ def test_intraday_stores_utc_timestamps_of_the_window(sqlite_env, upstream):
     result = cli(env, "--symbols", "IBM", "--interval", "1min")
     assert result.returncode == 0, result.stderr
     assert summary(result.stdout) == ({"IBM": ("ok", 120, "")},
-                                      "1 instruments: 1 ok, 0 failed, 0 skipped; 120 rows stored")
+                                      "1 instruments: 1 ok, 0 failed, 0 skipped; 120 rows stored; alerts: 0 raised; "
+                                      "e-mail off (no SMTP_HOST)")
     assert queries(upstream) == [("TIME_SERIES_INTRADAY", "IBM", "1min", "full")]
     rows = stored(url, "IBM", "1min")
     assert rows == rows_of(recent)

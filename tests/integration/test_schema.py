@@ -20,7 +20,9 @@ from tests.conftest import MYSQL_ADMIN_URL, MYSQL_HOST, MYSQL_PORT, _reachable, 
 from tests.fakes.series import daily_bars, minute_bars
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"instruments", "bars", "service_state", "rankings", "alembic_version"}
+TABLES = {"instruments", "bars", "service_state", "rankings", "alembic_version", "users", "auth_tokens",
+          "watchlist_entries", "alerts", "alert_deliveries"}
+ACCOUNT_TABLES = {"users", "auth_tokens", "watchlist_entries", "alerts", "alert_deliveries"}
 DEMO_COINS = sorted((ROOT / "data" / "fixtures" / "csv").glob("*.csv"))
 DEMO_INSTRUMENTS = 2 + 4 + len(DEMO_COINS)  # IBM and AAPL, four crypto markets, the sample coins
 DEMO_ROWS = 2 * 262 + 4 * 1440 + sum(len(path.read_text().splitlines()) - 1 for path in DEMO_COINS)
@@ -94,6 +96,43 @@ def test_create_app_brings_an_empty_database_to_head(fresh_url):
         for app in apps:
             with app.app_context():
                 db.engine.dispose()
+
+
+def test_the_migrations_build_what_the_models_describe(fresh_url):
+    """Alembic finds nothing to change between the migrated database and the models, on both dialects."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    app = create_app(base_settings(database_url=fresh_url), process="test")
+    try:
+        with app.app_context(), db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, db.metadata)
+
+        def same_float(difference) -> bool:
+            """MySQL reflects Float(precision=53) as DOUBLE: the same column type, spelled another way."""
+            return isinstance(difference, list) and difference[0][0] == "modify_type" \
+                and isinstance(difference[0][5], sa.Float) and isinstance(difference[0][6], sa.Float)
+
+        assert [difference for difference in differences if not same_float(difference)] == []
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_the_accounts_migration_goes_down_and_up_again(fresh_url):
+    from flask_migrate import downgrade, upgrade
+    app = create_app(base_settings(database_url=fresh_url), process="test")
+    try:
+        with app.app_context():
+            downgrade(directory=str(ROOT / "migrations"), revision="0002")
+            revision, tables, _ = schema_state(fresh_url)
+            assert revision == "0002" and not tables & ACCOUNT_TABLES and "rankings" in tables
+            upgrade(directory=str(ROOT / "migrations"))
+            revision, tables, _ = schema_state(fresh_url)
+            assert revision == head() == "0003" and TABLES <= tables
+    finally:
+        with app.app_context():
+            db.engine.dispose()
 
 
 def test_two_processes_starting_together_on_an_empty_database(fresh_url):

@@ -45,6 +45,20 @@ INVALID = [
     ("ALERT_WINDOW_MINUTES", "60.5"),
     ("ALERT_COOLDOWN_MINUTES", "-1"),
     ("ALERT_MIN_POINTS", "1"),
+    ("ALERT_MIN_POINTS", "1441"),
+    ("ALERT_STALE_MINUTES", "0"),
+    ("ALERT_STALE_MINUTES", "soon"),
+    ("SMTP_TIMEOUT", "0.5"),
+    ("SMTP_TIMEOUT", "forever"),
+    ("SMTP_SENDER", "alerts"),
+    ("SMTP_SENDER", "Alerts <alerts@example.com>"),
+    ("SMTP_SENDER", "alerts@example.com\r\nBcc: everyone@example.com"),
+    ("TOKEN_TTL_HOURS", "0"),
+    ("TOKEN_TTL_HOURS", "1.5"),
+    ("TOKEN_TTL_HOURS", "8761"),
+    ("TRUSTED_PROXIES", "-1"),
+    ("TRUSTED_PROXIES", "6"),
+    ("TRUSTED_PROXIES", "yes"),
     ("PORT", "abc"),
     ("PORT", "0"),
     ("PORT", "70000"),
@@ -214,3 +228,36 @@ def test_cors_origins_are_a_list_of_origins():
     assert settings.cors_origins == ("https://a.example.com", "http://localhost:3000")
     assert Settings.from_env({"CORS_ORIGINS": "*"}, env_file=None).cors_origins == ("*",)
     assert Settings.from_env({}, env_file=None).cors_origins == ()
+
+
+def test_account_and_alert_settings():
+    defaults = settings_of()
+    assert (defaults.token_ttl_hours, defaults.trusted_proxies, defaults.smtp_timeout, defaults.alert_stale_minutes,
+            defaults.smtp_host, defaults.smtp_sender) == (24, 0, 10.0, 5, None, "alerts@localhost")
+    settings = settings_of(TOKEN_TTL_HOURS="720", TRUSTED_PROXIES="1", SMTP_TIMEOUT="2.5", ALERT_STALE_MINUTES="3",
+                           SMTP_HOST="smtp.example.com", SMTP_PORT="587", SMTP_USER="alerts", SMTP_PASSWORD="pw pw",
+                           SMTP_SENDER=" alerts@example.com ")
+    assert (settings.token_ttl_hours, settings.trusted_proxies, settings.smtp_timeout, settings.alert_stale_minutes,
+            settings.smtp_port, settings.smtp_sender) == (720, 1, 2.5, 3, 587, "alerts@example.com")
+    assert "pw pw" not in repr(settings)
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"SMTP_USER": "alerts"}, "SMTP_PASSWORD is required when SMTP_USER is set"),
+    ({"SMTP_PASSWORD": "secret"}, "SMTP_USER is required when SMTP_PASSWORD is set"),
+])
+def test_smtp_credentials_come_in_pairs(variables, message):
+    with pytest.raises(ConfigError) as raised:
+        settings_of(**variables)
+    assert str(raised.value) == message and "secret" not in message
+
+
+def test_every_variable_is_documented():
+    """The README's configuration table and .env.example name every variable Settings reads."""
+    from financial.config import ROOT, _VARIABLES
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration"):readme.index("### Keeping the AlphaVantage key secret")]
+    example = (ROOT / ".env.example").read_text()
+    for variable in _VARIABLES:
+        assert f"`{variable}`" in table, variable
+        assert f"{variable}=" in example, variable
