@@ -185,6 +185,10 @@ def register_request_hooks(app: Flask) -> None:
             response.headers["Content-Security-Policy"] = _DOCS_CSP
         elif request.path.startswith(_PRIVATE) or request.path in ("/api/me", "/api/auth"):
             response.headers["Cache-Control"] = "no-store"  # tokens and one user's data: no cache may keep them
+        if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+            # Flask's automatic answer is an empty text/html 200: say "no content" instead.
+            response.status_code = 204
+            del response.headers["Content-Type"]
         if origins:
             _allow_cors(response, origins)
         if log.isEnabledFor(logging.INFO):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 
-from flask import current_app, g, request
+from flask import g, request
 from flask_restx import Resource, fields
 
 from financial.api import params
-from financial.api.envelope import ERROR, envelope, envelope_model, json_response, namespace, responds
+from financial.api.envelope import ERROR, envelope, envelope_model, json_response, namespace, no_content, responds
 from financial.services import accounts
 from financial.services.accounts import Identity
 
@@ -104,4 +104,4 @@ class Logout(SignedInResource):
     def post(self):
         """Log out: revoke the token of this request."""
         accounts.logout(signed_in().token_id)
-        return current_app.response_class(status=204)
+        return no_content()

@@ -122,6 +122,13 @@ def json_response(body: bytes | dict, status: int = 200, headers: dict | None = 
     return current_app.response_class(body, status=status, mimetype="application/json", headers=headers)
 
 
+def no_content():
+    """204 No Content: no body, so no Content-Type either."""
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
 def cached_query(name: str, query_schema: Schema, build: Callable[[dict], dict]):
     """The JSON response of `build(parsed query)`, cached per query string while the data has not changed.
 

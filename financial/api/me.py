@@ -9,7 +9,8 @@ from flask_restx import fields
 
 from financial.api import params
 from financial.api.auth import SECURITY, SignedInResource
-from financial.api.envelope import ERROR, envelope, envelope_model, json_response, namespace, paginated, responds
+from financial.api.envelope import (ERROR, envelope, envelope_model, json_response, namespace, no_content, paginated,
+                                    responds)
 from financial.api.metrics import METRIC
 from financial.services import watchlists
 
@@ -120,7 +121,7 @@ class Market(SignedInResource):
     def delete(self, exchange: str, ticker: str):
         """Stop watching a market (404 when it is not on your watchlist)."""
         watchlists.remove(self.user_id, exchange, ticker)
-        return current_app.response_class(status=204)
+        return no_content()
 
 
 @ns.route("/markets/<exchange>/<ticker>/day")

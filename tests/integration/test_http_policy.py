@@ -43,7 +43,7 @@ def test_cors_answers_configured_origins_only(sqlite_url):
     assert "Access-Control-Allow-Origin" not in other.headers
     preflight = client.options("/api/statistics", headers={"Origin": "https://app.example.com",
                                                            "Access-Control-Request-Method": "GET"})
-    assert preflight.status_code == 200
+    assert preflight.status_code == 204 and "Content-Type" not in preflight.headers and not preflight.data
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
     assert "Access-Control-Allow-Credentials" not in preflight.headers
@@ -61,3 +61,9 @@ def test_request_ids_are_kept_only_when_plain(client, offered, kept):
     assert (returned == offered) is kept
     if not kept:
         assert len(returned) == 32 and returned.isalnum()
+
+
+def test_options_answers_no_content_with_the_allowed_methods(client):
+    response = client.options("/api/statistics")
+    assert response.status_code == 204 and not response.data and "Content-Type" not in response.headers
+    assert "GET" in response.headers["Allow"]
