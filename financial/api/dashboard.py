@@ -57,11 +57,11 @@ def symbols_of(text: str) -> list[str] | None:
         if not symbol:
             continue
         if not SYMBOL.fullmatch(symbol):
-            raise BadRequest(f"id: {raw.strip()!r} is not a valid symbol")
+            raise BadRequest(f"id: {params.quoted(raw.strip())} is not a valid symbol")
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:
-        raise BadRequest(f"id: give 'all' or a comma-separated list of symbols (got {text!r})")
+        raise BadRequest(f"id: give 'all' or a comma-separated list of symbols (got {params.quoted(text)})")
     if len(symbols) > MAX_SYMBOLS:
         raise BadRequest(f"id: at most {MAX_SYMBOLS} symbols (got {len(symbols)})")
     return symbols

@@ -63,12 +63,19 @@ def describe(messages: Any) -> str:
     for name, texts in _flatten(messages):
         sent = request.args.getlist(name) if name in request.args else None
         if texts == ["Unknown field."]:
-            problems.append(f"unknown parameter {name!r}")
+            problems.append(f"unknown parameter {quoted(name)}")
             continue
         detail = "; ".join(str(t).rstrip(".") for t in texts)
-        got = f" (got {sent[0]!r})" if sent else ""
+        got = f" (got {quoted(sent[0])})" if sent else ""
         problems.append(f"{name}: {detail}{got}")
     return "; ".join(problems) or "invalid parameters"
+
+
+def quoted(value: str, limit: int = 60) -> str:
+    """The value as sent, shortened when long: a message names what was wrong, it need not repeat it."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, list]]:
@@ -99,7 +106,7 @@ def parse_body(body_schema: Schema) -> dict[str, Any]:
         problems = []
         for name, texts in _flatten(error.messages):
             if texts == ["Unknown field."]:
-                problems.append(f"unknown field {name!r}")
+                problems.append(f"unknown field {quoted(name)}")
             else:
                 problems.append(f"{name}: " + "; ".join(str(t).rstrip(".") for t in texts))
         raise BadRequest("; ".join(problems) or "invalid body") from None
