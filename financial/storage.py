@@ -69,7 +69,9 @@ def get_or_create_instrument(session: Session, asset_class: str, symbol: str, *,
         insert_ignoring_duplicates(session, Instrument.__table__, {
             "asset_class": asset_class, "exchange": exchange, "symbol": symbol, "base": base, "quote": quote,
             "name": name, "created_at": utcnow()})
-        instrument = find_instrument(session, asset_class, symbol, exchange=exchange)
+        # A locking read: when another transaction created it first (our insert waited, then was ignored),
+        # MySQL's repeatable-read snapshot would still hide that row from a plain SELECT.
+        instrument = find_instrument(session, asset_class, symbol, exchange=exchange, lock=True)
     for attribute, value in (("base", base), ("quote", quote), ("name", name)):
         if value and not getattr(instrument, attribute):
             setattr(instrument, attribute, value)
@@ -77,9 +79,13 @@ def get_or_create_instrument(session: Session, asset_class: str, symbol: str, *,
     return instrument
 
 
-def find_instrument(session: Session, asset_class: str, symbol: str, *, exchange: str = "") -> Instrument | None:
-    return session.scalar(sa.select(Instrument).where(
-        Instrument.asset_class == asset_class, Instrument.exchange == exchange, Instrument.symbol == symbol))
+def find_instrument(session: Session, asset_class: str, symbol: str, *, exchange: str = "",
+                    lock: bool = False) -> Instrument | None:
+    query = sa.select(Instrument).where(
+        Instrument.asset_class == asset_class, Instrument.exchange == exchange, Instrument.symbol == symbol)
+    if lock:
+        query = query.with_for_update()  # (SQLite has no row locks; SQLAlchemy leaves the clause out there)
+    return session.scalar(query)
 
 
 # -- bars -------------------------------------------------------------------------------------------

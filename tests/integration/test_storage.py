@@ -55,3 +55,33 @@ def test_mysql_rendering_of_a_row():
     columns = [column.name for column in Bar.__table__.columns]
     assert storage._mysql_row(row, columns) == \
         "(7,'1min','2026-03-01 12:30:00',1.5,2.0,1e-05,1.75,10.0,NULL,1500000000000.0)"
+
+
+def test_two_transactions_creating_the_same_instrument_get_the_same_row(app):
+    """The second waits for the first's uncommitted insert, then must find the row the first committed
+    (on MySQL its snapshot predates that commit: only a locking read sees it)."""
+    import threading
+    import time
+    from sqlalchemy.orm import Session
+
+    with app.app_context():
+        engine = db.engine
+    first, second = Session(engine), Session(engine)
+    created = storage.get_or_create_instrument(first, CRYPTO, "racecoin", exchange="kraken", base="RACE")
+    found = {}
+
+    def other():
+        try:
+            found["id"] = storage.get_or_create_instrument(second, CRYPTO, "racecoin", exchange="kraken").id
+            second.commit()
+        except Exception as exc:  # reported below
+            found["error"] = exc
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    time.sleep(0.5)  # the other transaction is now waiting on this one's row
+    first.commit()
+    thread.join(timeout=30)
+    assert found == {"id": created.id}
+    first.close()
+    second.close()
