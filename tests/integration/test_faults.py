@@ -137,21 +137,28 @@ def stored_counts(url: str) -> dict[str, int]:
 
 
 def test_an_ingest_killed_mid_run_leaves_whole_instruments_and_the_next_run_completes(app, stack_settings, tmp_path):
-    """SIGKILL at random moments of a CSV import: each file is one transaction, so every coin in the
-    database is complete (or absent); a re-run then loads everything, without duplicates."""
+    """SIGKILL in the middle of a CSV import: each file is one transaction, so every coin in the database
+    is complete (or absent); a re-run then loads everything, without duplicates. The kills are placed by
+    the import's own progress lines (one per file stored), plus a little, so they land inside a file's
+    work whatever the machine's speed."""
     expected = write_coins(tmp_path / "csv", coins=6, days=3000)
     env = env_for(stack_settings)
     command = [sys.executable, str(ROOT / "get_raw_data.py"), "--source", "csv", "--path", str(tmp_path / "csv")]
-    interrupted = 0
-    for delay in (0.8, 1.6, 2.4):
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        interrupted += process.poll() is None  # still running: the kill lands mid-run
+    for files_stored, then in ((1, 0.0), (2, 0.05), (3, 0.1)):
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   text=True)
+        seen = 0
+        while seen < files_stored:
+            line = process.stderr.readline()
+            assert line, f"the import ended after {seen} files: {process.wait(timeout=30)}"
+            seen += line.startswith("[")
+        time.sleep(then)
+        assert process.poll() is None, "the import finished before the kill: make it bigger"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        process.stderr.close()
         for symbol, count in stored_counts(stack_settings.database_url).items():
             assert count == expected[symbol], f"{symbol}: {count} of {expected[symbol]} rows after a kill"
-    assert interrupted >= 2, "the import finished before the kills: make it bigger"
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert stored_counts(stack_settings.database_url) == expected
