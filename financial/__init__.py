@@ -1,11 +1,8 @@
 """The HTTP service: `create_app` builds it from settings in small `register_*` steps."""
 from __future__ import annotations
 
-import logging
 import os
-import re
 import time
-import uuid
 import weakref
 
 import click
@@ -15,10 +12,10 @@ from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 
 from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
+from financial.http_policy import Policy, request_id
 from financial import caching, ratelimit
 from financial.extensions import cache, db, migrate
 
-log = logging.getLogger("financial.requests")
 
 __all__ = ["ConfigError", "DatabaseUnavailable", "Settings", "StartupError", "create_app"]
 
@@ -141,9 +138,11 @@ class _NoSessions(SessionInterface):
 
 
 def register_api(app: Flask) -> None:
-    app.session_interface = _NoSessions()
     from financial.api import create_api
+    from financial.api.cached_answers import CachedAnswers
+    app.session_interface = _NoSessions()
     app.extensions["restx_api"] = create_api(app)
+    app.wsgi_app = CachedAnswers(app, app.wsgi_app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -152,65 +151,29 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(Exception, handle_exception)
 
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-# JSON never needs to run scripts or be framed; the Swagger UI page needs its own scripts and styles.
-_API_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
-_PRIVATE = ("/api/auth/", "/api/me/")  # (not "/api/me" alone: /api/metrics is public and cached)
-_DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-             "img-src 'self' data:; frame-ancestors 'none'")
-
-
 def register_request_hooks(app: Flask) -> None:
-    settings: Settings = app.config["SETTINGS"]
-    headers = dict(_API_HEADERS)
-    if settings.is_production:
-        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    origins = settings.cors_origins
+    """Every answer Flask produces goes through the HTTP policy (financial.http_policy)."""
+    policy = Policy(app.config["SETTINGS"])
+    app.extensions["http_policy"] = policy
 
     @app.before_request
     def start_timer() -> None:
         g.request_started = time.perf_counter()
-        # A client's id is kept for tracing only if it is a plain token (it goes into logs and headers).
-        offered = request.headers.get("X-Request-ID", "")
-        g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     def finish(response):
-        elapsed_ms = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
-        if request.path.startswith(("/docs", "/swaggerui")):
-            response.headers["Content-Security-Policy"] = _DOCS_CSP
-        elif request.path.startswith(_PRIVATE) or request.path in ("/api/me", "/api/auth"):
-            response.headers["Cache-Control"] = "no-store"  # tokens and one user's data: no cache may keep them
-        if request.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
+        current = request._get_current_object()  # one proxy lookup instead of one per use: a hot path
+        rid = g.get("request_id") or request_id(None)
+        if current.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
             # Flask's automatic answer is an empty text/html 200: say "no content" instead.
             response.status_code = 204
             del response.headers["Content-Type"]
-        if origins:
-            _allow_cors(response, origins)
-        if log.isEnabledFor(logging.INFO):
-            log.info("%s %s %s %.1fms", request.method, request.full_path.rstrip("?"), response.status_code,
-                     elapsed_ms, extra={"request_id": g.get("request_id"), "status": response.status_code,
-                                        "duration_ms": round(elapsed_ms, 2)})
+        policy.apply(response.headers, path=current.path, method=current.method,
+                     origin=current.headers.get("Origin"), request_id=rid)
+        policy.log(current.method, current.full_path.rstrip("?"), response.status_code,
+                   g.get("request_started", time.perf_counter()), rid)
         return response
-
-
-def _allow_cors(response, origins: tuple[str, ...]) -> None:
-    """CORS for the origins of CORS_ORIGINS ("*" for any): browsers on those origins may call the API,
-    with a bearer token (no cookies are used, so credentials are never allowed)."""
-    origin = request.headers.get("Origin")
-    if not origin or ("*" not in origins and origin not in origins):
-        return
-    response.headers["Access-Control-Allow-Origin"] = "*" if "*" in origins else origin
-    response.headers.add("Vary", "Origin")
-    if request.method == "OPTIONS":
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
-        response.headers["Access-Control-Max-Age"] = "600"
-    response.headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
 
 
 def register_commands(app: Flask) -> None:

@@ -102,7 +102,9 @@ class SqliteGenerationWatch:
         self.path = path
         self._local = threading.local()
 
-    def current(self) -> str:
+    def current(self, *, fallback: bool = True) -> str:
+        """The generation; on an SQLite error, read through SQLAlchemy (which raises the error the API turns
+        into a 503) or, with `fallback=False`, raise the sqlite3 error."""
         state = self._local.__dict__
         try:
             if state.get("pid") != os.getpid():
@@ -118,7 +120,9 @@ class SqliteGenerationWatch:
             return state["generation"]
         except sqlite3.Error:
             state.clear()
-            return _database_generation()  # raises the SQLAlchemy error the API turns into a 503
+            if not fallback:
+                raise
+            return _database_generation()
 
 
 def _local_generation() -> str:
@@ -206,5 +210,29 @@ def ping() -> None:
         backend.get(GENERATION_KEY)
 
 
-def cache_key(*parts: Any) -> str:
-    return ":".join(str(part) for part in parts)
+def response_key(path: str, query_string: str) -> str:
+    """The cache key of a public GET answer: its path and its raw query string, exactly as sent."""
+    return f"{path}?{query_string}"
+
+
+def peek(app, key: str) -> Any | None:
+    """The value cached under `key` if it is current, else None, for the answer-from-cache fast path
+    (financial/api/cached_answers.py). It never computes, never waits out an outage and never raises:
+    anything unusual is left to `get_or_compute`, on the full path, which handles it."""
+    extensions = app.extensions
+    if extensions["cache_reconcile"] or time.monotonic() < extensions["cache_down_until"]:
+        return None
+    backend = extensions["cache"][cache]
+    try:
+        if app.config.get("CACHE_TYPE") == REDIS_BACKEND:
+            generation, entry = backend.get_many(GENERATION_KEY, key)
+        else:
+            watch = extensions.get("generation_watch")
+            if watch is None:  # the generation is then a database query: the full path does it
+                return None
+            generation, entry = watch.current(fallback=False), backend.get(key)
+    except Exception:  # the full path meets the same fault and answers it properly
+        return None
+    if generation is not None and entry is not None and entry[0] == generation:
+        return entry[1]
+    return None

@@ -74,7 +74,7 @@ class Dashboard(Resource):
     @responds(ns, 400, 404)
     def get(self):
         """Price, 24h / 7d / 1m change, volume and market cap of each coin on a date, sorted by any column."""
-        return cached_query("dashboard", DASHBOARD_ARGS, self.build)
+        return cached_query(DASHBOARD_ARGS, self.build)
 
     @staticmethod
     def build(args: dict) -> dict:

@@ -129,14 +129,16 @@ def no_content():
     return response
 
 
-def cached_query(name: str, query_schema: Schema, build: Callable[[dict], dict]):
-    """The JSON response of `build(parsed query)`, cached per query string while the data has not changed.
+def cached_query(query_schema: Schema, build: Callable[[dict], dict]):
+    """The JSON response of `build(parsed query)`, cached per path and query string while the data has not
+    changed. Only public GET operations use it: their answers are the same for everyone.
 
     The lookup uses the raw query string, before any parsing: only valid queries are ever stored (an
-    invalid one raises before reaching the cache), so a hit can skip validation altogether. (Spellings
-    of the same query, such as another parameter order, are cached separately.)
+    invalid one raises before reaching the cache), so a hit can skip validation altogether, and later hits
+    are answered before Flask (financial/api/cached_answers.py). Spellings of the same query, such as
+    another parameter order, are cached separately.
     """
-    key = caching.cache_key(name, request.query_string.decode("latin-1"))
+    key = caching.response_key(request.path, request.query_string.decode("latin-1"))
     return json_response(caching.get_or_compute(key, lambda: dumps(build(params.parse_query(query_schema)))))
 
 

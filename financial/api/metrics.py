@@ -70,7 +70,7 @@ class Metrics(Resource):
     @responds(ns, 400)
     def get(self):
         """Every tracked instrument's figures over a window, ranked by standard deviation or volatility."""
-        return cached_query("metrics", METRICS_ARGS,
+        return cached_query(METRICS_ARGS,
                             lambda args: paginated(*metrics.metrics(**args), args["page"], args["limit"]))
 
 
@@ -81,7 +81,7 @@ class Metric(Resource):
     @responds(ns, 400, 404)
     def get(self, instrument_id: int):
         """One tracked instrument's figures over a window, with its rank."""
-        return cached_query(f"metric:{instrument_id}", METRIC_ARGS,
+        return cached_query(METRIC_ARGS,
                             lambda args: envelope(metrics.metric(instrument_id, **args)))
 
 
@@ -92,6 +92,6 @@ class Prices(Resource):
     @responds(ns, 400, 404)
     def get(self, instrument_id: int):
         """One tracked instrument's closes over a window (its finest interval), oldest first."""
-        return cached_query(f"prices:{instrument_id}", PRICES_ARGS,
+        return cached_query(PRICES_ARGS,
                             lambda args: paginated(*metrics.prices(instrument_id, **args), args["page"],
                                                    args["limit"]))

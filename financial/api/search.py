@@ -38,7 +38,7 @@ class Search(Resource):
     @responds(ns, 400)
     def get(self):
         """Instruments whose name or symbol contains the text: exact matches, then prefixes, then the rest."""
-        return cached_query("search", SEARCH_ARGS, self.build)
+        return cached_query(SEARCH_ARGS, self.build)
 
     @staticmethod
     def build(args: dict) -> dict:

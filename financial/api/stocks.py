@@ -58,7 +58,7 @@ class FinancialData(Resource):
     @responds(ns, 400)
     def get(self):
         """Daily open, close and volume of stocks, filtered and paginated."""
-        return cached_query("financial_data", FINANCIAL_DATA_ARGS, self.build)
+        return cached_query(FINANCIAL_DATA_ARGS, self.build)
 
     @staticmethod
     def build(args: dict) -> dict:
@@ -73,4 +73,4 @@ class Statistics(Resource):
     @responds(ns, 400, 404)
     def get(self):
         """Average daily open, close and volume of one stock over a date range."""
-        return cached_query("statistics", STATISTICS_ARGS, lambda args: envelope(stocks.statistics(**_checked(args))))
+        return cached_query(STATISTICS_ARGS, lambda args: envelope(stocks.statistics(**_checked(args))))

@@ -3,7 +3,8 @@
     python -m tests.bench.run [--duration 10] [--rows-sqlite 1000000] [--rows-mysql 10000000]
                               [--stacks sqlite,mysql] [--mixed-rate 1000] [--mixed-seconds 60]
 
-What it measures, on this machine, with gunicorn (2 sync workers, conf/gunicorn.conf.py) and wrk:
+What it measures, on this machine, with gunicorn (`--workers` sync workers, 2 by default, every server
+alike; conf/gunicorn.conf.py) and wrk:
 - a bare Flask JSON endpoint, the baseline: every throughput below is also given as a ratio to it,
   measured in the same run under the same gunicorn configuration;
 - cached /api/statistics, /api/financial_data (100 rows), /api/metrics and /api/dashboard, per stack
@@ -160,7 +161,7 @@ def free_port() -> int:
 
 def start_server(module: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "1"}
+    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
     process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "conf" / "gunicorn.conf.py"),
                                 module], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                start_new_session=True)
@@ -314,15 +315,17 @@ def main(argv=None) -> int:
     parser.add_argument("--stacks", default="sqlite,mysql")
     parser.add_argument("--mixed-rate", type=int, default=1000)
     parser.add_argument("--mixed-seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for every server alike")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (above 1: gthread workers)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is needed for the benchmark: apt-get install wrk", file=sys.stderr)
         return 2
     env_base = {key: value for key, value in os.environ.items()
                 if not key.startswith(("DATABASE_", "REDIS_", "CACHE_", "ALPHAVANTAGE_"))}
-    env_base.update(ENV_FILE=os.devnull, LOG_DIR="", APP_ENV="production", SECRET_KEY="bench-secret",
-                    LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"), AUTO_MIGRATE="true",
-                    PYTHONPATH=str(ROOT))
+    env_base.update(WEB_CONCURRENCY=str(args.workers), GUNICORN_THREADS=str(args.threads), ENV_FILE=os.devnull,
+                    LOG_DIR="", APP_ENV="production", SECRET_KEY="bench-secret", AUTO_MIGRATE="true",
+                    LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "warning"), PYTHONPATH=str(ROOT))
     results: list[dict] = []
     bare_server, bare_base = start_server("tests.bench.bare:app", env_base)
     try:
@@ -340,7 +343,7 @@ def main(argv=None) -> int:
     report = {"when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "settings": {"duration_s": args.duration, "connections": args.connections, "rows": rows,
-                           "gunicorn": "2 sync workers, conf/gunicorn.conf.py"},
+                           "gunicorn": f"{args.workers} workers x {args.threads} threads, conf/gunicorn.conf.py"},
               "targets": TARGETS, "endpoints": results, "stacks": stacks}
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "latest.json").write_text(json.dumps(report, indent=2) + "\n")

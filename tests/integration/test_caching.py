@@ -72,7 +72,7 @@ def test_redis_holds_the_entries_and_the_generation(sqlite_url, redis_url):
     prefix = app.config["CACHE_KEY_PREFIX"]
     keys = {key.decode() for key in connection.keys(f"{prefix}*")}
     assert f"{prefix}generation" in keys
-    assert any(key.startswith(f"{prefix}statistics:") and "symbol=IBM" in key for key in keys)
+    assert any(key.startswith(f"{prefix}/api/statistics?") and "symbol=IBM" in key for key in keys)
 
 
 def test_without_redis_the_service_answers_from_the_database(sqlite_url, ibm, app):

@@ -1,0 +1,70 @@
+"""What every answer carries, whichever path produced it (a Flask view, an error handler, or a cached
+answer served before Flask; see financial/api/cached_answers.py): security headers, the request id, CORS
+for the configured origins, `no-store` on private paths, and the request's log line."""
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from werkzeug.datastructures import Headers
+
+from financial.config import Settings
+
+log = logging.getLogger("financial.requests")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# JSON never needs to run scripts or be framed; the Swagger UI page needs its own scripts and styles.
+API_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+               "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; frame-ancestors 'none'")
+
+
+def request_id(offered: str | None) -> str:
+    """The client's X-Request-ID when it is a plain token (it goes into logs and headers), else a new one."""
+    return offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
+def is_private(path: str) -> bool:
+    """Paths whose answers belong to one user or carry tokens: never cached, by us or anyone."""
+    return path in ("/api/me", "/api/auth") or path.startswith(("/api/me/", "/api/auth/"))
+
+
+class Policy:
+    def __init__(self, settings: Settings) -> None:
+        headers = dict(API_HEADERS)
+        if settings.is_production:
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        # No answer sets these itself, so they are appended as one block.
+        self.security_headers = list(headers.items())
+        self.origins = settings.cors_origins
+
+    def apply(self, headers: Headers, *, path: str, method: str, origin: str | None, request_id: str) -> None:
+        headers.extend(self.security_headers)
+        headers["X-Request-ID"] = request_id
+        if path.startswith(("/docs", "/swaggerui")):
+            headers["Content-Security-Policy"] = DOCS_CSP
+        elif is_private(path):
+            headers["Cache-Control"] = "no-store"
+        if self.origins and origin and ("*" in self.origins or origin in self.origins):
+            self._allow_cors(headers, origin, method)
+
+    def _allow_cors(self, headers: Headers, origin: str, method: str) -> None:
+        """CORS for the origins of CORS_ORIGINS ("*" for any): browsers on those origins may call the API,
+        with a bearer token (no cookies are used, so credentials are never allowed)."""
+        headers["Access-Control-Allow-Origin"] = "*" if "*" in self.origins else origin
+        headers.add("Vary", "Origin")
+        if method == "OPTIONS":
+            headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
+            headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"
+            headers["Access-Control-Max-Age"] = "600"
+        headers["Access-Control-Expose-Headers"] = "X-Request-ID, Retry-After"
+
+    @staticmethod
+    def log(method: str, full_path: str, status: int, started: float, request_id: str) -> None:
+        if log.isEnabledFor(logging.INFO):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            log.info("%s %s %s %.1fms", method, full_path, status, elapsed_ms,
+                     extra={"request_id": request_id, "status": status, "duration_ms": round(elapsed_ms, 2)})

@@ -1,0 +1,99 @@
+"""Cached answers served before Flask are the very answers Flask gave: same status, body and headers
+(the request id aside), CORS and logging included; private paths and other methods never take that path."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from financial import caching, create_app, demo, ingest
+from financial.api import cached_answers
+from tests.conftest import base_settings, empty_tables
+from tests.seed import sign_in
+
+PUBLIC = ["/api/statistics?symbol=IBM&start_date=2020-01-01&end_date=2099-12-31", "/api/financial_data?limit=3",
+          "/api/metrics", "/api/metrics?window=7d&rank_by=volatility", "/api/dashboard?order_by=24h",
+          "/api/search?name=bit"]
+
+
+@pytest.fixture
+def loaded(app):
+    with app.app_context():
+        assert ingest.run(demo.demo_tasks()).ok
+    return app
+
+
+def served_by_flask(monkeypatch) -> list[str]:
+    """Record which requests reach the Flask app behind the fast path."""
+    seen = []
+    original = cached_answers.CachedAnswers.__call__
+
+    def spy(self, environ, start_response):
+        inner = self.wsgi_app
+
+        def flask(environ, start_response):
+            seen.append(environ["PATH_INFO"])
+            return inner(environ, start_response)
+        self.wsgi_app = flask
+        try:
+            return original(self, environ, start_response)
+        finally:
+            self.wsgi_app = inner
+    monkeypatch.setattr(cached_answers.CachedAnswers, "__call__", spy)
+    return seen
+
+
+def comparable(response) -> tuple:
+    headers = sorted((name, value) for name, value in response.headers.items() if name != "X-Request-ID")
+    return response.status_code, response.data, headers
+
+
+@pytest.mark.parametrize("url", PUBLIC)
+def test_a_hit_is_the_same_answer_without_flask(loaded, client, monkeypatch, url):
+    seen = served_by_flask(monkeypatch)
+    first = client.get(url, headers={"X-Request-ID": "first"})
+    second = client.get(url, headers={"X-Request-ID": "second"})
+    assert first.status_code == 200
+    assert seen == [url.split("?")[0]]  # computed once by Flask, then answered from the cache
+    assert comparable(second) == comparable(first)
+    assert (first.headers["X-Request-ID"], second.headers["X-Request-ID"]) == ("first", "second")
+    assert second.headers["Content-Length"] == str(len(second.data))
+
+
+def test_a_new_generation_sends_the_next_request_back_to_flask(loaded, client, monkeypatch):
+    seen = served_by_flask(monkeypatch)
+    client.get(PUBLIC[0])
+    client.get(PUBLIC[0])
+    with loaded.app_context():
+        assert ingest.run(demo.demo_tasks()[:1]).ok  # an ingest: a new data generation
+    client.get(PUBLIC[0])
+    assert len(seen) == 2
+
+
+def test_private_paths_and_other_methods_always_reach_flask(loaded, client, monkeypatch, fast_hashing):
+    headers = sign_in(client, "ann@example.com")
+    seen = served_by_flask(monkeypatch)
+    with loaded.app_context():  # even an entry planted under a private path's key is never served
+        caching.get_or_compute(caching.response_key("/api/me/markets", ""), lambda: b'{"data":"planted"}')
+    assert client.get("/api/me/markets", headers=headers).get_json()["data"] == []
+    assert client.get("/api/me/markets").status_code == 401
+    client.get(PUBLIC[1])
+    client.head(PUBLIC[1])
+    assert seen == ["/api/me/markets", "/api/me/markets", "/api/financial_data", "/api/financial_data"]
+
+
+def test_cors_and_the_log_line_on_a_hit(sqlite_url, caplog):
+    app = create_app(base_settings(database_url=sqlite_url, cors_origins=("https://app.example.com",),
+                                   log_level="INFO"), process="test")
+    empty_tables(app)
+    with app.app_context():
+        assert ingest.run(demo.demo_tasks()).ok
+    client = app.test_client()
+    client.get("/api/metrics")
+    with caplog.at_level(logging.INFO, logger="financial.requests"):
+        hit = client.get("/api/metrics", headers={"Origin": "https://app.example.com", "X-Request-ID": "abc"})
+    assert hit.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert hit.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    record = [r for r in caplog.records if r.name == "financial.requests"][-1]
+    assert record.getMessage().startswith("GET /api/metrics 200 ")
+    assert (record.request_id, record.status) == ("abc", 200)
