@@ -1,8 +1,8 @@
 """Results cached with Flask-Caching, and never served once the data they came from has changed.
 
 Every cache entry is tagged with the data generation it was computed under. An ingest gives the data
-a new generation in the same transaction that writes it (`storage.bump_generation`) and then publishes
-it (`publish_generation`). A lookup fetches the current generation and the entry together and serves
+a new generation in the same transaction that writes it and then publishes it (`commit_new_generation`
+does both). A lookup fetches the current generation and the entry together and serves
 the entry only when the tags match, so no process, in any worker or on any machine, returns figures
 older than the last finished ingest.
 
@@ -64,16 +64,17 @@ class RedisCache(_FlaskRedisCache):
         return cls(*args, **kwargs)
 
 
-def _shared() -> bool:
-    return current_app.config.get("CACHE_TYPE") == REDIS_BACKEND
+# Each of these reads the current app, or the one given where there is no app context (`peek`).
+def _shared(app=None) -> bool:
+    return (app or current_app).config.get("CACHE_TYPE") == REDIS_BACKEND
 
 
-def _backend():
-    return cache.cache
+def _backend(app=None):
+    return (app or current_app).extensions["cache"][cache]
 
 
-def _available() -> bool:
-    return time.monotonic() >= current_app.extensions["cache_down_until"]
+def _available(app=None) -> bool:
+    return time.monotonic() >= (app or current_app).extensions["cache_down_until"]
 
 
 def _mark_down(error: Exception) -> None:
@@ -179,6 +180,14 @@ def _adopt_database_generation(backend) -> str:
     return generation
 
 
+def commit_new_generation(session) -> None:
+    """Commit the session's changes to the data together with a new generation, then publish it: once
+    this returns, no process serves a cached answer computed before the change."""
+    generation = storage.bump_generation(session)
+    session.commit()
+    publish_generation(generation)
+
+
 def publish_generation(generation: str) -> bool:
     """Make a committed generation current in the shared cache; False when the cache could not be told
     (entries then stop being served once the cached generation expires)."""
@@ -219,15 +228,14 @@ def peek(app, key: str) -> Any | None:
     """The value cached under `key` if it is current, else None, for the answer-from-cache fast path
     (financial/api/cached_answers.py). It never computes, never waits out an outage and never raises:
     anything unusual is left to `get_or_compute`, on the full path, which handles it."""
-    extensions = app.extensions
-    if extensions["cache_reconcile"] or time.monotonic() < extensions["cache_down_until"]:
+    if app.extensions["cache_reconcile"] or not _available(app):
         return None
-    backend = extensions["cache"][cache]
+    backend = _backend(app)
     try:
-        if app.config.get("CACHE_TYPE") == REDIS_BACKEND:
+        if _shared(app):
             generation, entry = backend.get_many(GENERATION_KEY, key)
         else:
-            watch = extensions.get("generation_watch")
+            watch = app.extensions.get("generation_watch")
             if watch is None:  # the generation is then a database query: the full path does it
                 return None
             generation, entry = watch.current(fallback=False), backend.get(key)

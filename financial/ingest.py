@@ -108,12 +108,10 @@ def store_series(series: Series) -> int:
             session, spec.asset_class, spec.symbol, exchange=spec.exchange, base=spec.base, quote=spec.quote,
             name=spec.name)
         rows = storage.upsert_bars(session, storage.bar_rows(instrument.id, series.interval, series.bars))
-        generation = storage.bump_generation(session)
-        session.commit()
+        caching.commit_new_generation(session)
     except BaseException:
         session.rollback()
         raise
-    caching.publish_generation(generation)
     return rows
 
 
@@ -178,9 +176,7 @@ def prune_intraday_bars(retention_days: int, *, now: dt.datetime | None = None,
     intraday = [interval for interval in lib.Interval if interval.is_intraday]
     deleted = storage.prune_bars(db.engine, intraday, cutoff, batch_size=batch_size, on_batch=on_batch)
     if deleted:
-        generation = storage.bump_generation(db.session)
-        db.session.commit()
-        caching.publish_generation(generation)
+        caching.commit_new_generation(db.session)
     return deleted
 
 

@@ -103,12 +103,10 @@ def refresh_rankings(now: dt.datetime | None = None) -> int:
         instruments = _instruments(session)
         rows = [row for hours in STANDARD_WINDOWS for row in rank(compute(session, hours, as_of, finest), instruments)]
         storage.replace_rankings(session, rows)
-        generation = storage.bump_generation(session)
-        session.commit()
+        caching.commit_new_generation(session)
     except BaseException:
         session.rollback()
         raise
-    caching.publish_generation(generation)
     return len(rows)
 
 

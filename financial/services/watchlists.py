@@ -102,15 +102,14 @@ def add(user_id: int, exchange: str, ticker: str, settings: Settings) -> tuple[d
             raise Conflict(f"your watchlist is full ({MAX_MARKETS} markets); remove one first")
         created = storage.insert_ignoring_duplicates(session, WatchlistEntry.__table__, {
             "user_id": user_id, "instrument_id": instrument.id, "created_at": utcnow().replace(microsecond=0)})
-        # A new instrument is listed by /api/metrics at once: its cached answers must go.
-        generation = None if known else storage.bump_generation(session)
         entry = storage.watched_entry(session, user_id, instrument.id)
-        session.commit()
+        if known:
+            session.commit()
+        else:  # a new instrument is listed by /api/metrics at once: its cached answers must go
+            caching.commit_new_generation(session)
     except BaseException:
         session.rollback()
         raise
-    if generation:
-        caching.publish_generation(generation)
     return _public(entry), created
 
 
