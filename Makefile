@@ -28,7 +28,7 @@ audit: install
 	$(VENV)/bin/pip-audit -r requirements-dev.txt --progress-spinner off
 
 bench: install
-	$(PY) -m tests.bench.run $(BENCH_ARGS)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 swagger: install
 	$(VENV)/bin/flask --app app export-swagger

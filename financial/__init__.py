@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import os
-import time
 import weakref
+from typing import Any
 
 import click
 import sqlalchemy as sa
-from flask import Flask, g, request
+from flask import Flask
 from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 
+from financial import caching, edge
 from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
-from financial.http_policy import Policy, request_id
-from financial import caching, ratelimit
-from financial.extensions import cache, db, migrate
+from financial.edge.policy import Policy
+from financial.extensions import STATE, AppState, app_state, cache, db, migrate
+from financial.ratelimit import LoginLimiter
 
 
 __all__ = ["ConfigError", "DatabaseUnavailable", "Settings", "StartupError", "create_app"]
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     register_extensions(app, settings)
     register_api(app)
     register_errorhandlers(app)
-    register_request_hooks(app)
+    register_edge(app)
     register_commands(app)
     if settings.auto_migrate:
         from financial.schema import upgrade_database
@@ -65,7 +66,7 @@ def register_config(app: Flask, settings: Settings) -> None:
         app.config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=5000)
 
 
-def _engine_options(settings: Settings) -> dict:
+def _engine_options(settings: Settings) -> dict[str, Any]:
     # hide_parameters: a database error's text never quotes the values of its statement (e-mail addresses,
     # password and token hashes), so logging one cannot leak them.
     if settings.is_sqlite:
@@ -81,7 +82,8 @@ def register_proxy(app: Flask, settings: Settings) -> None:
     anyone can send it (and it would let a client pick the address its failed logins are counted under)."""
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]
+                                x_proto=settings.trusted_proxies)
 
 
 def register_logging(app: Flask, settings: Settings, process: str) -> None:
@@ -92,12 +94,12 @@ def register_logging(app: Flask, settings: Settings, process: str) -> None:
 def register_extensions(app: Flask, settings: Settings) -> None:
     db.init_app(app)
     cache.init_app(app)
-    caching.init_app(app)
-    ratelimit.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     if settings.is_sqlite:
         with app.app_context():
             sa.event.listen(db.engine, "connect", _tune_sqlite)
+    app.extensions[STATE] = AppState(cache=caching.GenerationCache(app), policy=Policy(settings),
+                                     login_limiter=LoginLimiter(settings.redis_url, settings.cache_key_prefix))
     _forget_connections_after_fork(app)
 
 
@@ -111,12 +113,12 @@ def _forget_connections_after_fork(app: Flask) -> None:
             with forked.app_context():
                 for engine in db.engines.values():
                     engine.dispose(close=False)
-                caching.forget_connection()
+                app_state(forked).cache.forget_connection()
 
     os.register_at_fork(after_in_child=reset)
 
 
-def _tune_sqlite(connection, _record) -> None:
+def _tune_sqlite(connection: Any, _record: Any) -> None:
     # WAL lets the API read while an ingest writes; NORMAL sync is safe with WAL and much faster.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -130,19 +132,17 @@ def _tune_sqlite(connection, _record) -> None:
 class _NoSessions(SessionInterface):
     """The API is stateless (bearer tokens); skipping Flask's signed-cookie session saves work per request."""
 
-    def open_session(self, app: Flask, request):
+    def open_session(self, app: Flask, request: Any) -> None:
         return None
 
-    def save_session(self, app: Flask, session, response) -> None:
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
         return None
 
 
 def register_api(app: Flask) -> None:
     from financial.api import create_api
-    from financial.api.cached_answers import CachedAnswers
     app.session_interface = _NoSessions()
-    app.extensions["restx_api"] = create_api(app)
-    app.wsgi_app = CachedAnswers(app, app.wsgi_app)
+    app_state(app).api = create_api(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
@@ -151,29 +151,9 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(Exception, handle_exception)
 
 
-def register_request_hooks(app: Flask) -> None:
-    """Every answer Flask produces goes through the HTTP policy (financial.http_policy)."""
-    policy = Policy(app.config["SETTINGS"])
-    app.extensions["http_policy"] = policy
-
-    @app.before_request
-    def start_timer() -> None:
-        g.request_started = time.perf_counter()
-        g.request_id = request_id(request.headers.get("X-Request-ID"))
-
-    @app.after_request
-    def finish(response):
-        current = request._get_current_object()  # one proxy lookup instead of one per use: a hot path
-        rid = g.get("request_id") or request_id(None)
-        if current.method == "OPTIONS" and response.status_code == 200 and not response.get_data():
-            # Flask's automatic answer is an empty text/html 200: say "no content" instead.
-            response.status_code = 204
-            del response.headers["Content-Type"]
-        policy.apply(response.headers, path=current.path, method=current.method,
-                     origin=current.headers.get("Origin"), request_id=rid)
-        policy.log(current.method, current.full_path.rstrip("?"), response.status_code,
-                   g.get("request_started", time.perf_counter()), rid)
-        return response
+def register_edge(app: Flask) -> None:
+    """Every answer goes through the HTTP edge: cache hits answered before Flask, the response policy on all."""
+    edge.register(app, app_state(app).policy)
 
 
 def register_commands(app: Flask) -> None:

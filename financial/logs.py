@@ -14,23 +14,24 @@ from pathlib import Path
 from typing import Iterable
 
 from financial.config import Settings
+from lib.http import redact
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _ENCODER = json.JSONEncoder(default=str)
+_INSTALLED: set[logging.Handler] = set()  # the handlers configure_logging put on the root logger
 
 
 class RedactingFilter(logging.Filter):
+    """Every configured secret in a record's message replaced, as `lib` redacts what upstreams quote."""
+
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s and len(s) >= 4]
+        self.secrets = [s for s in secrets if s]
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, ()
+            record.msg, record.args = redact(record.getMessage(), self.secrets), ()
         return True
 
 
@@ -79,12 +80,13 @@ def configure_logging(settings: Settings, *, process: str = "app") -> None:
                 print(f"warning: not logging to {settings.log_dir}: {exc}", file=sys.stderr)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_market_data", False):
+        if handler in _INSTALLED:
             root.removeHandler(handler)
             handler.close()
+    _INSTALLED.clear()
     for handler in handlers:
         handler.addFilter(redacting)
-        handler._market_data = True
+        _INSTALLED.add(handler)
         root.addHandler(handler)
     root.setLevel(settings.log_level)
     # No format here shows the caller's file and line, the thread or the process: not collecting them

@@ -8,14 +8,13 @@ without a zone attached (MySQL DATETIME has none); daily bars sit at midnight of
 from __future__ import annotations
 
 import datetime as dt
+import enum
 
 from sqlalchemy import DateTime, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from financial.extensions import db
+from financial.extensions import Base
 
-STOCK = "stock"
-CRYPTO = "crypto"
 Double = Float(precision=53)  # DOUBLE on MySQL, REAL on SQLite
 
 
@@ -23,7 +22,29 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-class Instrument(db.Model):
+class AssetClass(enum.StrEnum):
+    STOCK = "stock"
+    CRYPTO = "crypto"
+
+
+class Quantity(enum.StrEnum):
+    """What an alert watches: the close (`price`) or the volume of a market's minute bars."""
+
+    PRICE = "price"
+    VOLUME = "volume"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The life of an alert e-mail (see AlertDelivery)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class Instrument(Base):
     """A stock symbol (exchange ''), a crypto market (exchange + pair) or a coin of a historical dataset."""
 
     __tablename__ = "instruments"
@@ -39,7 +60,7 @@ class Instrument(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Bar(db.Model):
+class Bar(Base):
     """One OHLCV candle of one instrument at one interval."""
 
     __tablename__ = "bars"
@@ -57,7 +78,7 @@ class Bar(db.Model):
     market_cap: Mapped[float | None] = mapped_column(Double)
 
 
-class ServiceState(db.Model):
+class ServiceState(Base):
     """Small named values shared by every process, such as the data generation that tags cache entries."""
 
     __tablename__ = "service_state"
@@ -67,7 +88,7 @@ class ServiceState(db.Model):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
-class Ranking(db.Model):
+class Ranking(Base):
     """One instrument's figures over one standard window, computed once per ingest and served by /api/metrics.
 
     The whole table is replaced at the end of each ingest, in the transaction that bumps the data
@@ -95,7 +116,7 @@ class Ranking(db.Model):
 
 # -- system C: accounts, watchlists and alerts -------------------------------------------------------
 
-class User(db.Model):
+class User(Base):
     """An account. `email` is stored lower-cased, so the unique constraint is case-insensitive on every
     database; the password only as an Argon2id hash (salt and parameters inside it)."""
 
@@ -108,7 +129,7 @@ class User(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class AuthToken(db.Model):
+class AuthToken(Base):
     """A bearer token, known here only by its SHA-256: a copy of the table lets no one sign in."""
 
     __tablename__ = "auth_tokens"
@@ -122,7 +143,7 @@ class AuthToken(db.Model):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
-class WatchlistEntry(db.Model):
+class WatchlistEntry(Base):
     """One market on one user's watchlist; the pair is the primary key, so a market is listed once."""
 
     __tablename__ = "watchlist_entries"
@@ -136,7 +157,7 @@ class WatchlistEntry(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Alert(db.Model):
+class Alert(Base):
     """A market's price (close) or volume that reached `factor` times the mean of the other values of the
     window, with the figures that triggered it. One per (market, quantity, bar) at most."""
 
@@ -146,7 +167,7 @@ class Alert(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"))
-    quantity: Mapped[str] = mapped_column(String(8))  # "price" or "volume"
+    quantity: Mapped[str] = mapped_column(String(8))  # a Quantity
     value: Mapped[float] = mapped_column(Double)
     average: Mapped[float] = mapped_column(Double)
     factor: Mapped[float] = mapped_column(Double)
@@ -156,7 +177,7 @@ class Alert(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
-class AlertDelivery(db.Model):
+class AlertDelivery(Base):
     """The e-mail of one alert to one watcher: created `pending` with the alert, `sending` while an ingest
     run holds it, then `sent` (right after the SMTP server accepted it), `failed` (retried by the next run)
     or `rejected` (the server refused the address for good; not retried)."""
@@ -168,7 +189,7 @@ class AlertDelivery(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)  # a DeliveryStatus
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)

@@ -1,4 +1,4 @@
-"""Failed-login counters (SPEC §5.C): after `MAX_FAILURES` failed logins for one account, or from one client
+"""Failed-login counters: after `MAX_FAILURES` failed logins for one account, or from one client
 address, within `WINDOW_MINUTES`, further logins for it are refused with 429 until the oldest failure
 leaves the window.
 
@@ -18,14 +18,15 @@ import hashlib
 import logging
 import math
 import time
+from typing import Callable, TypeVar
 
-from flask import Flask, current_app
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_FAILURES = 10
 WINDOW_MINUTES = 15
@@ -49,7 +50,7 @@ class LoginLimiter:
         client address."""
         return [f"account:{hashlib.sha256(email.encode()).hexdigest()[:32]}", f"address:{address or 'unknown'}"]
 
-    def _run(self, operation):
+    def _run(self, operation: Callable[[MovingWindowRateLimiter], T]) -> T:
         if self.shared is not None and time.monotonic() >= self._down_until:
             try:
                 return operation(self.shared)
@@ -75,12 +76,3 @@ class LoginLimiter:
 
     def clear(self, key: str) -> None:
         self._run(lambda strategy: strategy.clear(LIMIT, key))
-
-
-def init_app(app: Flask) -> None:
-    settings = app.config["SETTINGS"]
-    app.extensions["login_limiter"] = LoginLimiter(settings.redis_url, settings.cache_key_prefix)
-
-
-def login_limiter() -> LoginLimiter:
-    return current_app.extensions["login_limiter"]

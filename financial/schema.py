@@ -48,4 +48,6 @@ def upgrade_database(app: Flask) -> None:
 def head_revision() -> str:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
-    return ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, f"no migrations in {MIGRATIONS}"
+    return head

@@ -163,13 +163,12 @@ def _bar(stamp: dt.datetime, row: Any, key: str, symbol: str) -> Bar:
         raise _malformed(f"row {key} is not an object", symbol)
     # Adjusted series put the adjusted close at 5 and shift volume to 6.
     volume_key = "6. volume" if "6. volume" in row else "5. volume"
-    values: dict[str, float | None] = {}
-    for name, field in {**_FIELDS, "volume": volume_key}.items():
-        values[name] = _number(row.get(field), f"row {key} field {field!r}", symbol)
+    values = {name: _number(row.get(field), f"row {key} field {field!r}", symbol)
+              for name, field in {**_FIELDS, "volume": volume_key}.items()}
     adjusted = row.get("5. adjusted close")
-    values["adjusted_close"] = _number(adjusted, f"row {key} adjusted close", symbol) if adjusted else None
     try:
-        return Bar(timestamp=stamp, **values)
+        return Bar(timestamp=stamp, **values,
+                   adjusted_close=_number(adjusted, f"row {key} adjusted close", symbol) if adjusted else None)
     except ValueError as exc:
         raise _malformed(f"row {key}: {exc}", symbol) from None
 

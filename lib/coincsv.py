@@ -31,14 +31,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from lib.bars import Bar
 from lib.errors import MalformedPayloadError, NotFoundError, PermanentError
+from lib.symbols import SYMBOL
 
 HEADER = ("SNo", "Name", "Symbol", "Date", "High", "Low", "Open", "Close", "Volume", "Marketcap")
 HEADER_TEXT = ",".join(HEADER)
-SYMBOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_^=/]{0,31}")
 MAX_NAME = 128
 # A date, optionally with a time of day (no zone: the dataset's times are UTC).
 TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?))?")
@@ -92,11 +92,12 @@ def read(path: str | Path) -> CoinFile:
 def parse(content: bytes | str, *, source: str = "<csv>") -> CoinFile:
     """Parse a whole file's content (bytes are decoded as UTF-8, with or without a byte-order mark)."""
     if isinstance(content, bytes):
+        raw = content
         try:
-            content = content.decode("utf-8-sig")
+            content = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            line = content[:exc.start].count(b"\n") + 1
-            raise MalformedPayloadError(f"{source}: not UTF-8 text (byte 0x{content[exc.start]:02x} on line {line})",
+            line = raw[:exc.start].count(b"\n") + 1
+            raise MalformedPayloadError(f"{source}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line})",
                                         source="csv") from None
     elif content.startswith("\ufeff"):
         content = content[1:]
@@ -151,7 +152,7 @@ def _day(text: str) -> dt.date:
         raise _BadRow(f"Date {text.strip()!r} is not a date like 2021-07-06 or 2021-07-06 23:59:59") from None
 
 
-def _rows(reader, columns: list[int], source: str) -> CoinFile:
+def _rows(reader: Any, columns: list[int], source: str) -> CoinFile:
     result = CoinFile(source)
     problems = result.problems
     width = len(columns)

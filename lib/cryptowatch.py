@@ -147,7 +147,7 @@ def parse_price(result: Any, *, what: str = "") -> float:
 def parse_summary(result: Any, *, what: str = "") -> Summary:
     price = result.get("price") if isinstance(result, dict) else None
     change = price.get("change") if isinstance(price, dict) else None
-    if not isinstance(change, dict):
+    if not isinstance(price, dict) or not isinstance(change, dict):
         raise _malformed("a summary needs price.last/high/low and price.change", what)
     quote_volume = result.get("volumeQuote")
     return Summary(
@@ -247,7 +247,7 @@ class CryptowatchClient:
         while True:
             page = self._page(path, params, what=exchange or "markets")
             markets += parse_markets(page["result"])
-            cursor = page.get("cursor") if isinstance(page.get("cursor"), dict) else {}
+            cursor: dict[str, Any] = page["cursor"] if isinstance(page.get("cursor"), dict) else {}
             if not cursor.get("hasMore") or not cursor.get("last"):
                 return markets
             params = {"cursor": str(cursor["last"])}

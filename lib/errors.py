@@ -48,13 +48,13 @@ class RequestTimeout(NetworkError):
 
 
 class ServerError(RetryableError):
-    def __init__(self, message: str, *, status: int | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, status: int | None = None, **kwargs: str) -> None:
         super().__init__(message, **kwargs)
         self.status = status
 
 
 class RateLimitedError(RetryableError):
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: str) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import requests
@@ -38,6 +38,8 @@ from lib.markets import MarketId, MarketInfo, closed_since, display_name
 SOURCE = "exchange"
 DEFAULT_TIMEOUT = 15.0  # seconds; ccxt takes one figure for connect and read
 DEFAULT_CANDLE_CAP = 500  # candles per request when ccxt does not say
+MARKETS_MAX_AGE = 3600.0  # seconds a loaded market list is used for
+MARKETS_RECHECK = 600.0  # an unknown pair reloads a list older than this
 MAX_PAGES = 200  # a bound on paging, so an upstream that keeps answering the same page cannot loop us
 TIMEFRAMES = {Interval.MIN1: "1m", Interval.MIN5: "5m", Interval.MIN15: "15m", Interval.MIN30: "30m",
               Interval.MIN60: "1h", Interval.DAY: "1d"}
@@ -47,13 +49,9 @@ EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {"binance": {"fetchMarkets": {"typ
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
-def _ccxt():
+def _ccxt() -> Any:
     import ccxt  # about a second to import every exchange: only when a live source is used
     return ccxt
-
-
-def supported_exchanges() -> list[str]:
-    return list(_ccxt().exchanges)
 
 
 def parse_base_urls(text: str | None) -> dict[str, str]:
@@ -119,6 +117,7 @@ class ExchangeClient:
         self.retry = retry
         self._sleep = sleep
         self._markets: dict[str, MarketInfo] | None = None
+        self._markets_loaded = 0.0  # time.monotonic() of the last load
         self.last_status: int | None = None
         self._watch_responses()
 
@@ -155,11 +154,11 @@ class ExchangeClient:
         ccxt, exchange = _ccxt(), self.exchange
         on_rest_response, fetch = exchange.on_rest_response, exchange.fetch
 
-        def recording(code, *args, **kwargs):
+        def recording(code: int, *args: Any, **kwargs: Any) -> Any:
             self.last_status = code
             return on_rest_response(code, *args, **kwargs)
 
-        def json_only(url, method="GET", headers=None, body=None):
+        def json_only(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
             response = fetch(url, method, headers, body)
             if not isinstance(response, (dict, list)):
                 snippet = str(response)[:60].replace("\n", " ")
@@ -184,7 +183,7 @@ class ExchangeClient:
             except _PARSE_ERRORS as exc:  # ccxt's parsers met a shape they do not expect
                 error = errors.MalformedPayloadError(f"{self.id}: unreadable answer ({type(exc).__name__}: "
                                                      f"{str(exc)[:120]})", source=SOURCE, symbol=what)
-            if not error.retryable or attempt + 1 == self.retry.attempts:
+            if not isinstance(error, errors.RetryableError) or attempt + 1 == self.retry.attempts:
                 raise error
             self._sleep(self.retry.delay(attempt, error))
         raise AssertionError("unreachable")
@@ -220,14 +219,16 @@ class ExchangeClient:
 
     # -- markets --------------------------------------------------------------------------------------
 
-    def markets(self) -> dict[str, MarketInfo]:
-        """The exchange's spot markets by every spelling we accept (loaded once per client)."""
-        if self._markets is None:
-            loaded = self._call("markets", self.exchange.load_markets)
+    def markets(self, *, max_age: float = MARKETS_MAX_AGE) -> dict[str, MarketInfo]:
+        """The exchange's spot markets by every spelling we accept, loaded again once older than `max_age`
+        seconds (a long-lived client, such as a scheduler's, then sees markets listed since)."""
+        if self._markets is None or time.monotonic() - self._markets_loaded > max_age:
+            loaded = self._call("markets", self.exchange.load_markets, reload=self._markets is not None)
             self._markets = self._index(loaded.values())
+            self._markets_loaded = time.monotonic()
         return self._markets
 
-    def _index(self, markets) -> dict[str, MarketInfo]:
+    def _index(self, markets: Iterable[Any]) -> dict[str, MarketInfo]:
         infos = []
         for market in markets:
             if not isinstance(market, dict) or not market.get("spot") or not market.get("base") \
@@ -237,9 +238,9 @@ class ExchangeClient:
             info = MarketInfo(self.id, _clean(base + quote), base, quote,
                               display_name(base, quote, "", self.name), active=market.get("active") is not False,
                               source_symbol=market["symbol"])
-            raw = market.get("info") if isinstance(market.get("info"), dict) else {}
-            aliases = [market.get("id"), f"{market.get('baseId')}{market.get('quoteId')}", raw.get("altname"),
-                       raw.get("wsname")]
+            raw: dict[str, Any] = market["info"] if isinstance(market.get("info"), dict) else {}
+            aliases: list[Any] = [market.get("id"), f"{market.get('baseId')}{market.get('quoteId')}",
+                                  raw.get("altname"), raw.get("wsname")]
             infos.append((info, [_clean(alias) for alias in aliases if isinstance(alias, str) and alias]))
         index = {info.pair: info for info, _ in infos}
         for info, aliases in infos:  # an exchange's own spellings never shadow a canonical pair
@@ -250,6 +251,8 @@ class ExchangeClient:
     def market(self, pair: str) -> MarketInfo:
         """Our pair spelling (`btcusd`, also `xbtusd` or `BTC/USD`) → the market; NotFoundError if unlisted."""
         info = self.markets().get(_clean(pair))
+        if info is None:  # perhaps listed since the list was loaded: look again, at most every few minutes
+            info = self.markets(max_age=MARKETS_RECHECK).get(_clean(pair))
         if info is None:
             raise errors.NotFoundError(f"{self.id}: no spot market {pair!r} (the exchange does not list it)",
                                        source=SOURCE, symbol=f"{self.id}:{pair}")

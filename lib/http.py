@@ -135,7 +135,7 @@ class HttpClient:
         """GET `path`, retrying retryable failures; returns whatever `check` returns."""
         last_error: errors.RetryableError | None = None
         for attempt in range(self.retry.attempts):
-            if attempt:
+            if last_error is not None:
                 delay = self.retry.delay(attempt - 1, last_error)
                 log.info("%s %s: %s; retry %d/%d in %.1fs", self.source, symbol or path, last_error,
                          attempt, self.retry.attempts - 1, delay)

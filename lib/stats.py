@@ -18,7 +18,7 @@ def pstdev(values: Sequence[float]) -> float | None:
     """Population standard deviation (divides by n, as STDDEV_POP does)."""
     if not len(values):  # len(), not truth: numpy arrays and pandas Series refuse bool()
         return None
-    centre = mean(values)
+    centre = math.fsum(values) / len(values)
     return math.sqrt(math.fsum((v - centre) ** 2 for v in values) / len(values))
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 import lib
 from financial import ingest
-from financial.models import CRYPTO, STOCK
+from financial.models import AssetClass
 
 
 def today_utc() -> dt.date:
@@ -16,15 +16,15 @@ def today_utc() -> dt.date:
 
 
 def store(app, bars: Sequence[lib.Bar], symbol: str, *, interval: lib.Interval = lib.Interval.DAY,
-          asset_class: str = STOCK, exchange: str = "", name: str | None = None, base: str | None = None,
-          quote: str | None = None) -> int:
+          asset_class: AssetClass = AssetClass.STOCK, exchange: str = "", name: str | None = None,
+          base: str | None = None, quote: str | None = None) -> int:
     spec = ingest.InstrumentSpec(asset_class, symbol, exchange=exchange, name=name, base=base, quote=quote)
     with app.app_context():
         return ingest.store_series(ingest.Series(spec, interval, list(bars)))
 
 
 def store_crypto(app, bars: Sequence[lib.Bar], exchange: str, pair: str, **kwargs) -> int:
-    return store(app, bars, pair, asset_class=CRYPTO, exchange=exchange, **kwargs)
+    return store(app, bars, pair, asset_class=AssetClass.CRYPTO, exchange=exchange, **kwargs)
 
 
 def frame(series: dict[str, Sequence[lib.Bar]]) -> pd.DataFrame:
@@ -45,3 +45,21 @@ def sign_in(client, email: str, password: str = PASSWORD, *, address: str = "192
                            environ_base={"REMOTE_ADDR": address})
     assert response.status_code == 200, response.get_json()
     return {"Authorization": f"Bearer {response.get_json()['data']['token']}"}
+
+
+class NothingStored:
+    """The `Stored` view of an empty database, for fetching tasks without one."""
+
+    def latest(self, instrument, interval):
+        return None
+
+    def name_of(self, instrument):
+        return None
+
+
+def offline_context(*, upstreams=None, clock=None) -> ingest.FetchContext:
+    """What a task's fetch gets when no database is involved."""
+    from financial.upstreams import Upstreams
+    from tests.conftest import base_settings
+    return ingest.FetchContext(upstreams or Upstreams(base_settings()), NothingStored(),
+                               clock or (lambda: dt.datetime.now(dt.timezone.utc)))

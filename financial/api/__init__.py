@@ -1,7 +1,7 @@
 """The Flask-RESTX API: one namespace per resource group, every answer in the envelope."""
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response
 from flask_restx import Api
 
 from financial.api import auth, dashboard, me, metrics, ops, search, stocks
@@ -13,7 +13,7 @@ NAMESPACES = (stocks.ns, metrics.ns, dashboard.ns, search.ns, auth.ns, me.ns, op
 class EnvelopeApi(Api):
     """An Api whose errors, raised in any resource, keep the envelope."""
 
-    def handle_error(self, e: Exception):
+    def handle_error(self, e: Exception) -> Response:
         return handle_exception(e)
 
 

@@ -1,14 +1,15 @@
-"""Accounts: `POST /api/auth/signup`, `/login` and `/logout` (SPEC §5.C), and `signed_in`, which every
+"""Accounts: `POST /api/auth/signup`, `/login` and `/logout`, and `signed_in`, which every
 operation that needs a user calls (through `SignedInResource`) to know who is asking.
 
 Answers under /api/auth and /api/me are never cached (`Cache-Control: no-store`, set with the other
-headers in `financial.register_request_hooks`): they carry tokens or one user's data.
+headers by `financial.edge.policy`): they carry tokens or one user's data.
 """
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable
 
-from flask import g, request
+from flask import Response, g, request
 from flask_restx import Resource, fields
 
 from financial.api import params
@@ -23,11 +24,10 @@ AUTHORIZATIONS = {SECURITY: {
     "description": "Bearer <token>, with the token from POST /api/auth/login (type both words: Bearer, a space, "
                    "the token)"}}
 
-CREDENTIALS = ns.model("Credentials", {
-    "email": fields.String(required=True, example="ann@example.com", max_length=accounts.EMAIL_MAX,
-                           description="Case-insensitive"),
-    "password": fields.String(required=True, example="correct horse battery staple", min_length=accounts.PASSWORD_MIN,
-                              max_length=accounts.PASSWORD_MAX),
+CREDENTIALS = params.Body(ns, "Credentials", {
+    "email": params.text("Case-insensitive", max_length=accounts.EMAIL_MAX, example="ann@example.com"),
+    "password": params.text(None, max_length=accounts.PASSWORD_MAX, min_length=accounts.PASSWORD_MIN,
+                            example="correct horse battery staple"),
 })
 ACCOUNT = envelope_model(ns, "AccountResponse", fields.Nested(ns.model("Account", {
     "id": fields.Integer(example=1),
@@ -39,10 +39,6 @@ TOKEN = envelope_model(ns, "TokenResponse", fields.Nested(ns.model("Token", {
     "token_type": fields.String(example="Bearer"),
     "expires_at": fields.String(example="2026-11-25T10:41:00Z", description="ISO 8601 UTC (TOKEN_TTL_HOURS)"),
 })))
-CREDENTIALS_BODY = params.schema({
-    "email": params.text("E-mail address", max_length=accounts.EMAIL_MAX),
-    "password": params.text("Password", max_length=accounts.PASSWORD_MAX),
-})
 
 
 def signed_in() -> Identity:
@@ -52,9 +48,9 @@ def signed_in() -> Identity:
     return g.identity
 
 
-def _require_token(method):
+def _require_token(method: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(method)
-    def checked(*args, **kwargs):
+    def checked(*args: Any, **kwargs: Any) -> Response:
         signed_in()
         return method(*args, **kwargs)
     return checked
@@ -72,25 +68,25 @@ class SignedInResource(Resource):
 
 @ns.route("/signup")
 class Signup(Resource):
-    @ns.expect(CREDENTIALS)
+    @ns.expect(CREDENTIALS.model)
     @ns.response(201, "Account created", ACCOUNT)
     @responds(ns, 400, 409, 413)
-    def post(self):
+    def post(self) -> Response:
         """Create an account: an e-mail address and a password of 8 to 128 characters."""
-        body = params.parse_body(CREDENTIALS_BODY)
+        body = params.parse_body(CREDENTIALS)
         return json_response(envelope(accounts.signup(body["email"], body["password"])), 201)
 
 
 @ns.route("/login")
 class Login(Resource):
-    @ns.expect(CREDENTIALS)
+    @ns.expect(CREDENTIALS.model)
     @ns.response(200, "A bearer token", TOKEN)
     @ns.response(401, "Wrong e-mail or password (one answer for both)", ERROR)
     @responds(ns, 400, 413, 429)
-    def post(self):
+    def post(self) -> Response:
         """Log in: a bearer token for the other operations. After 10 failures within 15 minutes for one
         account or from one address, 429 with Retry-After."""
-        body = params.parse_body(CREDENTIALS_BODY)
+        body = params.parse_body(CREDENTIALS)
         result = accounts.login(body["email"], body["password"], request.remote_addr)
         return json_response(envelope({"token": result.token, "token_type": "Bearer",
                                        "expires_at": result.expires_at}))
@@ -101,7 +97,7 @@ class Logout(SignedInResource):
     @ns.doc(security=SECURITY)
     @ns.response(204, "The token is revoked")
     @responds(ns, 401)
-    def post(self):
+    def post(self) -> Response:
         """Log out: revoke the token of this request."""
         accounts.logout(signed_in().token_id)
         return no_content()

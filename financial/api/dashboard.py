@@ -1,12 +1,13 @@
-"""System D's dashboard: `/api/dashboard` (SPEC §5.D)."""
+"""System D's dashboard: `/api/dashboard`."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 
+from flask import Response
 from flask_restx import Resource, fields
 from webargs import fields as args_fields, validate
 
+import lib.symbols
 from financial.api import params
 from financial.api.envelope import cached_query, envelope_model, namespace, nullable, paginated, responds
 from financial.errors import BadRequest
@@ -17,7 +18,6 @@ ns = namespace("dashboard", "Daily price changes of coins (and any instrument wi
 MAX_SYMBOLS = 200
 # The dates whose 30-day look-back stays within what every backend stores (MySQL DATETIME: years 1000-9999).
 FIRST_DATE, LAST_DATE = dt.date(1000, 2, 1), dt.date(9999, 12, 30)
-SYMBOL = re.compile(params.SYMBOL_PATTERN)
 
 ENTRY = ns.model("DashboardEntry", {
     "crypto": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
@@ -42,8 +42,7 @@ DASHBOARD_ARGS = params.schema({
     "date": params.date("YYYY-MM-DD; default: the latest date with data"),
     "order_by": params.choice("Column to sort by (nulls always last)", list(dashboard.ORDER_BY), default="market-cap"),
     "order_type": params.choice("Sort direction", ["asc", "desc"], default="desc"),
-    "limit": params.integer("Entries per page", default=1000, low=1, high=1000),
-    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+    **params.paging("Entries per page", default=1000, high=1000),
 })
 
 
@@ -51,15 +50,10 @@ def symbols_of(text: str) -> list[str] | None:
     """None for `all`, else the listed symbols, upper-case, each once, in the order given."""
     if text.strip().lower() == "all":
         return None
-    symbols = []
-    for raw in text.split(","):
-        symbol = raw.strip().upper()
-        if not symbol:
-            continue
-        if not SYMBOL.fullmatch(symbol):
-            raise BadRequest(f"id: {params.quoted(raw.strip())} is not a valid symbol")
-        if symbol not in symbols:
-            symbols.append(symbol)
+    try:
+        symbols = lib.symbols.parse_symbols(text)
+    except lib.symbols.BadSymbol as exc:
+        raise BadRequest(f"id: {params.quoted(exc.raw)} is not a valid symbol") from None
     if not symbols:
         raise BadRequest(f"id: give 'all' or a comma-separated list of symbols (got {params.quoted(text)})")
     if len(symbols) > MAX_SYMBOLS:
@@ -72,7 +66,7 @@ class Dashboard(Resource):
     @ns.doc(params=params.doc_params(DASHBOARD_ARGS))
     @ns.response(200, "One entry per instrument, sorted", DASHBOARD)
     @responds(ns, 400, 404)
-    def get(self):
+    def get(self) -> Response:
         """Price, 24h / 7d / 1m change, volume and market cap of each coin on a date, sorted by any column."""
         return cached_query(DASHBOARD_ARGS, self.build)
 
@@ -81,7 +75,7 @@ class Dashboard(Resource):
         day = args.get("date")
         if day is not None and not FIRST_DATE <= day <= LAST_DATE:
             raise BadRequest(f"date: must be between {FIRST_DATE} and {LAST_DATE} (got '{day}')")
-        entries, count = dashboard.dashboard(symbols=symbols_of(args["id"]), day=day,
-                                             order_by=args["order_by"], descending=args["order_type"] == "desc",
-                                             limit=args["limit"], page=args["page"])
-        return paginated(entries, count, args["page"], args["limit"])
+        page = params.page(args)
+        entries, count = dashboard.dashboard(page, symbols=symbols_of(args["id"]), day=day,
+                                             order_by=args["order_by"], descending=args["order_type"] == "desc")
+        return paginated(entries, count, page)

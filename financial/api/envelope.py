@@ -11,17 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 from typing import Any, Callable
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from flask_restx import Model, Namespace, fields
 from marshmallow import Schema
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from financial import caching, errors
+from financial import errors
 from financial.api import params
+from financial.edge.response_cache import cached_answer
+from financial.paging import Page
 
 log = logging.getLogger(__name__)
 
@@ -112,43 +113,37 @@ def envelope(data: Any, pagination: dict | None = None) -> dict:
     return body
 
 
-def paginated(items: list, count: int, page: int, limit: int) -> dict:
-    return envelope(items, {"count": count, "page": page, "limit": limit, "pages": math.ceil(count / limit)})
+def paginated(items: list, count: int, page: Page) -> dict:
+    return envelope(items, page.describe(count))
 
 
-def json_response(body: bytes | dict, status: int = 200, headers: dict | None = None):
+def json_response(body: bytes | dict, status: int = 200, headers: dict | None = None) -> Response:
     if not isinstance(body, bytes):
         body = dumps(body)
     return current_app.response_class(body, status=status, mimetype="application/json", headers=headers)
 
 
-def no_content():
+def no_content() -> Response:
     """204 No Content: no body, so no Content-Type either."""
     response = current_app.response_class(status=204)
     del response.headers["Content-Type"]
     return response
 
 
-def cached_query(query_schema: Schema, build: Callable[[dict], dict]):
-    """The JSON response of `build(parsed query)`, cached per path and query string while the data has not
-    changed. Only public GET operations use it: their answers are the same for everyone.
-
-    The lookup uses the raw query string, before any parsing: only valid queries are ever stored (an
-    invalid one raises before reaching the cache), so a hit can skip validation altogether, and later hits
-    are answered before Flask (financial/api/cached_answers.py). Spellings of the same query, such as
-    another parameter order, are cached separately.
-    """
-    key = caching.response_key(request.path, request.query_string.decode("latin-1"))
-    return json_response(caching.get_or_compute(key, lambda: dumps(build(params.parse_query(query_schema)))))
+def cached_query(query_schema: Schema, build: Callable[[dict], dict]) -> Response:
+    """The JSON response of `build(parsed query)`, from the response cache while the data has not changed
+    (financial.edge.response_cache). Only public GET operations use it: their answers are the same for
+    everyone."""
+    return json_response(cached_answer(lambda: dumps(build(params.parse_query(query_schema)))))
 
 
 # -- errors -----------------------------------------------------------------------------------------
 
-def error_response(status: int, message: str, headers: dict | None = None):
+def error_response(status: int, message: str, headers: dict | None = None) -> Response:
     return json_response({"data": None, "info": {"error": message}}, status, headers)
 
 
-def handle_exception(error: Exception):
+def handle_exception(error: Exception) -> Response:
     """Turn any exception into the envelope: known errors keep their status, the rest are a 500 that
     is logged with its traceback but never shows it."""
     if isinstance(error, errors.AppError):
@@ -163,15 +158,16 @@ def handle_exception(error: Exception):
     return error_response(500, "internal error; it has been logged")
 
 
-def _http_error(error: HTTPException):
+def _http_error(error: HTTPException) -> Response:
     status = error.code or 500
     headers = {}
     if status == 404:
         message = f"not found: {request.path}"
     elif status == 405:
-        allowed = sorted(m for m in (error.valid_methods or []) if m not in ("HEAD", "OPTIONS"))
+        valid = getattr(error, "valid_methods", None) or []  # a MethodNotAllowed's
+        allowed = sorted(m for m in valid if m not in ("HEAD", "OPTIONS"))
         message = f"method {request.method} not allowed on {request.path}; allowed: {', '.join(allowed)}"
-        headers["Allow"] = ", ".join(error.valid_methods or [])
+        headers["Allow"] = ", ".join(valid)
     elif status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         message = f"the request body is too large; at most {limit} bytes" if limit else "the request body is too large"

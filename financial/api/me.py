@@ -1,17 +1,19 @@
-"""The signed-in user's own data (SPEC §5.C): watchlist (`/api/me/markets`), a watched market's last day of
+"""The signed-in user's own data: watchlist (`/api/me/markets`), a watched market's last day of
 minute bars, the watchlist's volatility ranking and its alerts. Every operation needs
 `Authorization: Bearer <token>`; nothing here is cached (each answer is one user's).
 """
 from __future__ import annotations
 
-from flask import current_app
+from flask import Response, current_app
 from flask_restx import fields
+from marshmallow import Schema
 
 from financial.api import params
 from financial.api.auth import SECURITY, SignedInResource
 from financial.api.envelope import (ERROR, envelope, envelope_model, json_response, namespace, no_content, paginated,
                                     responds)
 from financial.api.metrics import METRIC
+from financial.paging import Page
 from financial.services import watchlists
 
 ns = namespace("me", "The signed-in user's watchlist, its rankings and alerts (Authorization: Bearer <token>)",
@@ -27,9 +29,9 @@ MARKET = ns.model("WatchedMarket", {
     "instrument_id": fields.Integer(example=3, description="For /api/metrics/{id}"),
     "added_at": fields.String(example="2026-11-24T10:41:00Z"),
 })
-WATCH = ns.model("Watch", {
-    "exchange": fields.String(required=True, example="kraken", description="Exchange id"),
-    "ticker": fields.String(required=True, example="btcusd", description="Pair: btcusd, BTC/USD, btc-usd..."),
+WATCH = params.Body(ns, "Watch", {
+    "exchange": params.text("Exchange id", max_length=64, example="kraken"),
+    "ticker": params.text("Pair: btcusd, BTC/USD, btc-usd...", max_length=64, example="btcusd"),
 })
 BAR = ns.model("MinuteBar", {
     "time": fields.String(example="2026-11-24T10:41:00Z", description="Start of the minute, ISO 8601 UTC"),
@@ -62,30 +64,16 @@ DAY_RESPONSE = envelope_model(ns, "DayResponse", fields.List(fields.Nested(BAR))
 RANKINGS_RESPONSE = envelope_model(ns, "MyRankingsResponse", fields.List(fields.Nested(METRIC)), paginated=True)
 ALERTS_RESPONSE = envelope_model(ns, "AlertsResponse", fields.List(fields.Nested(ALERT)), paginated=True)
 
-WATCH_BODY = params.schema({
-    "exchange": params.text("Exchange id", max_length=64),
-    "ticker": params.text("Pair", max_length=64),
-})
-
-
-def _pages(description: str, default: int, high: int):
-    return params.schema({
-        "limit": params.integer(description, default=default, low=1, high=high),
-        "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
-    })
-
-
-MARKETS_ARGS = _pages("Markets per page", 100, 1000)
-DAY_ARGS = _pages("Bars per page (a whole day fits in one)", 1440, 1440)
-RANKINGS_ARGS = _pages("Markets per page", 100, 1000)
-ALERTS_ARGS = _pages("Alerts per page", 50, 500)
+MARKETS_ARGS = params.schema(params.paging("Markets per page", default=100, high=1000))
+DAY_ARGS = params.schema(params.paging("Bars per page (a whole day fits in one)", default=1440, high=1440))
+RANKINGS_ARGS = params.schema(params.paging("Markets per page", default=100, high=1000))
+ALERTS_ARGS = params.schema(params.paging("Alerts per page", default=50, high=500))
 MARKET_DOC = {"exchange": "Exchange id, e.g. kraken", "ticker": "Pair as listed by GET /api/me/markets, e.g. btcusd"}
 
 
-def _page(items: list, args: dict):
-    """One page of a list computed whole (bounded: a day of minutes, one user's markets)."""
-    offset = (args["page"] - 1) * args["limit"]
-    return paginated(items[offset:offset + args["limit"]], len(items), args["page"], args["limit"])
+def _page(query_schema: Schema) -> Page:
+    """The page the query asks for: these lists take no other parameter."""
+    return params.page(params.parse_query(query_schema))
 
 
 @ns.route("/markets")
@@ -94,20 +82,20 @@ class Markets(SignedInResource):
     @ns.doc(params=params.doc_params(MARKETS_ARGS))
     @ns.response(200, "Your watched markets, by exchange then ticker", MARKETS_RESPONSE)
     @responds(ns, 400, 401)
-    def get(self):
+    def get(self) -> Response:
         """The markets on your watchlist."""
-        args = params.parse_query(MARKETS_ARGS)
-        return json_response(paginated(*watchlists.markets(self.user_id, **args), args["page"], args["limit"]))
+        page = _page(MARKETS_ARGS)
+        return json_response(paginated(*watchlists.markets(self.user_id, page), page))
 
-    @ns.expect(WATCH)
+    @ns.expect(WATCH.model)
     @ns.response(201, "Added; minute ingests track it from now on", MARKET_RESPONSE)
     @ns.response(200, "Already on your watchlist", MARKET_RESPONSE)
     @ns.response(503, "The crypto source (CRYPTO_SOURCE) cannot be reached to check the market, or the database "
                       "is unavailable", ERROR)
     @responds(ns, 400, 401, 404, 409, 413)
-    def post(self):
+    def post(self) -> Response:
         """Watch a market, checked with the crypto source first (unknown: 404). Adding it twice is harmless."""
-        body = params.parse_body(WATCH_BODY)
+        body = params.parse_body(WATCH)
         entry, created = watchlists.add(self.user_id, body["exchange"], body["ticker"],
                                         current_app.config["SETTINGS"])
         return json_response(envelope(entry), 201 if created else 200)
@@ -118,7 +106,7 @@ class Markets(SignedInResource):
 class Market(SignedInResource):
     @ns.response(204, "Removed from your watchlist")
     @responds(ns, 400, 401, 404)
-    def delete(self, exchange: str, ticker: str):
+    def delete(self, exchange: str, ticker: str) -> Response:
         """Stop watching a market (404 when it is not on your watchlist)."""
         watchlists.remove(self.user_id, exchange, ticker)
         return no_content()
@@ -130,10 +118,11 @@ class Day(SignedInResource):
     @ns.doc(params=params.doc_params(DAY_ARGS))
     @ns.response(200, "The 1-minute bars that started in the last 24 hours, oldest first", DAY_RESPONSE)
     @responds(ns, 400, 401, 403)
-    def get(self, exchange: str, ticker: str):
+    def get(self, exchange: str, ticker: str) -> Response:
         """A watched market's last 24 hours of minute bars (403 when it is not on your watchlist)."""
-        args = params.parse_query(DAY_ARGS)
-        return json_response(_page(watchlists.day(self.user_id, exchange, ticker), args))
+        page = _page(DAY_ARGS)
+        bars = watchlists.day(self.user_id, exchange, ticker)
+        return json_response(paginated(page.of(bars), len(bars), page))
 
 
 @ns.route("/rankings")
@@ -143,10 +132,11 @@ class Rankings(SignedInResource):
     @ns.response(200, "Your markets ranked by the standard deviation of their close over 24 hours (rank 1 = "
                       "highest), as of the last ingest; those without figures last", RANKINGS_RESPONSE)
     @responds(ns, 400, 401)
-    def get(self):
+    def get(self) -> Response:
         """Your watched markets ranked by 24-hour standard deviation."""
-        args = params.parse_query(RANKINGS_ARGS)
-        return json_response(_page(watchlists.rankings(self.user_id), args))
+        page = _page(RANKINGS_ARGS)
+        ranked = watchlists.rankings(self.user_id)
+        return json_response(paginated(page.of(ranked), len(ranked), page))
 
 
 @ns.route("/alerts")
@@ -155,7 +145,7 @@ class Alerts(SignedInResource):
     @ns.doc(params=params.doc_params(ALERTS_ARGS))
     @ns.response(200, "The alerts of your watched markets, newest first", ALERTS_RESPONSE)
     @responds(ns, 400, 401)
-    def get(self):
+    def get(self) -> Response:
         """Alerts raised for the markets on your watchlist."""
-        args = params.parse_query(ALERTS_ARGS)
-        return json_response(paginated(*watchlists.alerts(self.user_id, **args), args["page"], args["limit"]))
+        page = _page(ALERTS_ARGS)
+        return json_response(paginated(*watchlists.alerts(self.user_id, page), page))

@@ -1,8 +1,10 @@
 """System B's endpoints: tracked instruments' figures over a window and their volatility ranking
-(`/api/metrics`, `/api/metrics/{id}`, `/api/metrics/{id}/prices`; SPEC §5.B)."""
+(`/api/metrics`, `/api/metrics/{id}`, `/api/metrics/{id}/prices`)."""
 from __future__ import annotations
 
+from flask import Response
 from flask_restx import Resource, fields
+from marshmallow.fields import Field
 
 from financial.api import params
 from financial.api.envelope import (cached_query, envelope, envelope_model, namespace, nullable, paginated,
@@ -39,26 +41,24 @@ METRIC_RESPONSE = envelope_model(ns, "MetricResponse", fields.Nested(METRIC))
 PRICES = envelope_model(ns, "PricesResponse", fields.List(fields.Nested(PRICE)), paginated=True)
 
 
-def _window():
+def _window() -> Field:
     return params.parsed("Window ending at the last ingest: <n>h or <n>d, from 1h to 366d. 24h, 7d and 30d are "
                          "precomputed; others are computed on first request", metrics.parse_window, default="24h")
 
 
-def _rank_by():
+def _rank_by() -> Field:
     return params.choice("Figure ranked on (1 = highest)", list(metrics.RANK_BY), default="stdev")
 
 
 METRICS_ARGS = params.schema({
     "window": _window(),
     "rank_by": _rank_by(),
-    "limit": params.integer("Instruments per page", default=100, low=1, high=1000),
-    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+    **params.paging("Instruments per page", default=100, high=1000),
 })
 METRIC_ARGS = params.schema({"window": _window(), "rank_by": _rank_by()})
 PRICES_ARGS = params.schema({
     "window": _window(),
-    "limit": params.integer("Prices per page (30 days of minutes fit in one)", default=50_000, low=1, high=50_000),
-    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+    **params.paging("Prices per page (30 days of minutes fit in one)", default=50_000, high=50_000),
 })
 ID_DOC = {"instrument_id": "Instrument id, from /api/metrics"}
 
@@ -68,10 +68,14 @@ class Metrics(Resource):
     @ns.doc(params=params.doc_params(METRICS_ARGS))
     @ns.response(200, "Every tracked instrument by rank; those without figures last, with nulls", METRICS)
     @responds(ns, 400)
-    def get(self):
+    def get(self) -> Response:
         """Every tracked instrument's figures over a window, ranked by standard deviation or volatility."""
-        return cached_query(METRICS_ARGS,
-                            lambda args: paginated(*metrics.metrics(**args), args["page"], args["limit"]))
+        return cached_query(METRICS_ARGS, self.build)
+
+    @staticmethod
+    def build(args: dict) -> dict:
+        page = params.page(args)
+        return paginated(*metrics.metrics(page, **args), page)
 
 
 @ns.route("/metrics/<int:instrument_id>")
@@ -79,7 +83,7 @@ class Metric(Resource):
     @ns.doc(params={**params.doc_params(METRIC_ARGS), **ID_DOC})
     @ns.response(200, "The instrument's figures and rank", METRIC_RESPONSE)
     @responds(ns, 400, 404)
-    def get(self, instrument_id: int):
+    def get(self, instrument_id: int) -> Response:
         """One tracked instrument's figures over a window, with its rank."""
         return cached_query(METRIC_ARGS,
                             lambda args: envelope(metrics.metric(instrument_id, **args)))
@@ -90,8 +94,9 @@ class Prices(Resource):
     @ns.doc(params={**params.doc_params(PRICES_ARGS), **ID_DOC})
     @ns.response(200, "The window's closes, oldest first", PRICES)
     @responds(ns, 400, 404)
-    def get(self, instrument_id: int):
+    def get(self, instrument_id: int) -> Response:
         """One tracked instrument's closes over a window (its finest interval), oldest first."""
-        return cached_query(PRICES_ARGS,
-                            lambda args: paginated(*metrics.prices(instrument_id, **args), args["page"],
-                                                   args["limit"]))
+        def build(args: dict) -> dict:
+            page = params.page(args)
+            return paginated(*metrics.prices(instrument_id, page, **args), page)
+        return cached_query(PRICES_ARGS, build)

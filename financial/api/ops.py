@@ -1,14 +1,14 @@
-"""Operations endpoints: liveness and readiness probes (SPEC §5.E)."""
+"""Operations endpoints: liveness and readiness probes."""
 from __future__ import annotations
 
 import logging
 
 import sqlalchemy as sa
+from flask import Response
 from flask_restx import Resource, fields
 
-from financial import caching
 from financial.api.envelope import envelope, envelope_model, error_response, json_response, namespace, responds
-from financial.extensions import db
+from financial.extensions import app_state, db_session
 
 log = logging.getLogger(__name__)
 ns = namespace("ops", "Health probes for load balancers and orchestrators", path="/")
@@ -25,7 +25,7 @@ READINESS = envelope_model(ns, "Readiness", fields.Nested(ns.model("ReadinessSta
 @ns.route("/healthz")
 class Health(Resource):
     @ns.response(200, "The process is alive", HEALTH)
-    def get(self):
+    def get(self) -> Response:
         """Liveness: answers as long as the process serves requests."""
         return json_response(envelope({"status": "ok"}))
 
@@ -34,16 +34,16 @@ class Health(Resource):
 class Ready(Resource):
     @ns.response(200, "Database and cache reachable", READINESS)
     @responds(ns)
-    def get(self):
+    def get(self) -> Response:
         """Readiness: the database and the cache both answer."""
         problems = []
         try:
-            db.session.execute(sa.text("SELECT 1"))
+            db_session().execute(sa.text("SELECT 1"))
         except Exception as exc:  # any failure means not ready; the reason goes to the log
             log.warning("readiness: database check failed: %s", type(exc).__name__)
             problems.append("database unavailable")
         try:
-            caching.ping()
+            app_state().cache.ping()
         except Exception as exc:
             log.warning("readiness: cache check failed: %s", type(exc).__name__)
             problems.append("cache unavailable")

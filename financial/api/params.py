@@ -5,24 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 import werkzeug.exceptions
 from flask import request
+from flask_restx import Model, Namespace, fields as doc_fields
 from marshmallow import RAISE, Schema, ValidationError, missing
 from webargs import fields, validate
 from webargs.flaskparser import FlaskParser
 
+import lib.symbols
 from financial.errors import BadRequest
+from financial.paging import Page
 
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_^=/]{0,31}$"
+MAX_PAGE = 10_000_000
 
 
 class StrictDate(fields.Field):
     """A calendar date written exactly as YYYY-MM-DD."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> dt.date:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs: Any) -> dt.date:
         if not isinstance(value, str) or not DATE_PATTERN.match(value):
             raise ValidationError("must be a date as YYYY-MM-DD")
         try:
@@ -34,11 +37,11 @@ class StrictDate(fields.Field):
 class Parsed(fields.Field):
     """Text turned into a value by `parse`, whose ValueError says what was wrong (e.g. a window like 7d)."""
 
-    def __init__(self, parse: Callable[[str], Any], **kwargs) -> None:
+    def __init__(self, parse: Callable[[str], Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.parse = parse
 
-    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs) -> Any:
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs: Any) -> Any:
         if not isinstance(value, str):
             raise ValidationError("must be text")
         try:
@@ -50,7 +53,8 @@ class Parsed(fields.Field):
 class _Parser(FlaskParser):
     DEFAULT_UNKNOWN_BY_LOCATION = {"query": RAISE}
 
-    def handle_error(self, error: ValidationError, req, schema, *, error_status_code, error_headers):
+    def handle_error(self, error: ValidationError, req: Any, schema: Any, *, error_status_code: Any,
+                     error_headers: Any) -> NoReturn:
         raise BadRequest(describe(error.messages))
 
 
@@ -86,7 +90,7 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, list]]:
     return [("", messages if isinstance(messages, list) else [messages])]
 
 
-def parse_body(body_schema: Schema) -> dict[str, Any]:
+def parse_body(body: Body) -> dict[str, Any]:
     """The JSON object of the request body, validated by `body_schema` (unknown fields refused). Every
     problem is a 400 that names the field; values are never quoted back, since a body may hold a password.
     (A body over MAX_CONTENT_LENGTH is refused with 413 before it is read.)"""
@@ -101,7 +105,7 @@ def parse_body(body_schema: Schema) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest(f"the body must be a JSON object, not {_json_type(data)}")
     try:
-        loaded = body_schema.load(data, unknown=RAISE)
+        loaded = body.schema.load(data, unknown=RAISE)
     except ValidationError as error:
         problems = []
         for name, texts in _flatten(error.messages):
@@ -130,19 +134,33 @@ def _json_type(value: Any) -> str:
         type(value), "null")
 
 
-def text(description: str, *, max_length: int, example: str | None = None) -> fields.Field:
-    """A required JSON string field of at most `max_length` characters (a number or null is refused)."""
+def text(description: str | None, *, max_length: int, example: str, min_length: int | None = None) -> fields.Field:
+    """A required JSON string field of at most `max_length` characters (a number or null is refused).
+    `min_length` is documented only: the service checks it, with its own message."""
     return fields.String(required=True, validate=validate.Length(max=max_length, error=f"must be at most "
                                                                                        f"{max_length} characters"),
-                         metadata={"description": description, "example": example},
+                         metadata={"description": description, "example": example, "max_length": max_length,
+                                   "min_length": min_length},
                          error_messages={"required": "is required", "invalid": "must be a string",
                                          "null": "must be a string"})
+
+
+class Body:
+    """A JSON request body declared once: validated by the schema of its fields (`parse_body`) and
+    documented by the Flask-RESTX model built from the same fields (`@ns.expect(body.model)`)."""
+
+    def __init__(self, ns: Namespace, name: str, declared: dict[str, fields.Field]) -> None:
+        self.schema = schema(declared)
+        self.model: Model = ns.model(name, {
+            field_name: doc_fields.String(required=field.required, **{
+                key: value for key, value in field.metadata.items() if value is not None})
+            for field_name, field in declared.items()})
 
 
 def schema(declared: dict[str, fields.Field]) -> Schema:
     """A schema instance built once at import (building one per request costs more than the request)."""
     instance = Schema.from_dict(declared)()
-    instance.declared_for_docs = declared
+    instance.declared_for_docs = declared  # type: ignore[attr-defined]  # read by doc_params
     return instance
 
 
@@ -164,8 +182,20 @@ def integer(description: str, *, default: int, low: int, high: int | None = None
 
 
 def symbol(description: str, *, required: bool = False) -> fields.Field:
-    return fields.String(required=required, validate=validate.Regexp(SYMBOL_PATTERN, error="is not a valid symbol"),
+    return fields.String(required=required,
+                         validate=validate.Regexp(lib.symbols.PATTERN, error="is not a valid symbol"),
                          metadata={"description": description}, error_messages={"required": "is required"})
+
+
+def paging(description: str, *, default: int, high: int) -> dict[str, fields.Field]:
+    """The `limit` and `page` parameters of a list (see `page`)."""
+    return {"limit": integer(description, default=default, low=1, high=high),
+            "page": integer("Page number, from 1", default=1, low=1, high=MAX_PAGE)}
+
+
+def page(args: dict[str, Any]) -> Page:
+    """The page that parsed `limit` and `page` parameters ask for; they are taken out of `args`."""
+    return Page(args.pop("page"), args.pop("limit"))
 
 
 def choice(description: str, choices: list[str], *, default: str) -> fields.Field:
@@ -181,7 +211,7 @@ def parsed(description: str, parse: Callable[[str], Any], *, default: str) -> fi
 def doc_params(query_schema: Schema) -> dict[str, dict]:
     """The Swagger description of a query schema's parameters."""
     documented = {}
-    for name, field in query_schema.declared_for_docs.items():
+    for name, field in query_schema.declared_for_docs.items():  # type: ignore[attr-defined]
         meta = dict(field.metadata)
         param = {"in": "query", "description": meta.pop("description", ""), "required": field.required,
                  "type": "integer" if isinstance(field, fields.Integer) else "string"}

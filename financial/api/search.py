@@ -1,6 +1,7 @@
-"""System D's search: `/api/search` (SPEC §5.D)."""
+"""System D's search: `/api/search`."""
 from __future__ import annotations
 
+from flask import Response
 from flask_restx import Resource, fields
 from webargs import fields as args_fields, validate
 
@@ -26,8 +27,7 @@ SEARCH_ARGS = params.schema({
     "name": args_fields.String(required=True, error_messages={"required": "is required"},
                                validate=validate.Length(max=MAX_NAME, error=f"must have at most {MAX_NAME} characters"),
                                metadata={"description": "Text to find in names and symbols (case-insensitive)"}),
-    "limit": params.integer("Matches per page", default=20, low=1, high=100),
-    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+    **params.paging("Matches per page", default=20, high=100),
 })
 
 
@@ -36,7 +36,7 @@ class Search(Resource):
     @ns.doc(params=params.doc_params(SEARCH_ARGS))
     @ns.response(200, "Exact matches first, then prefix matches, then the others", SEARCH)
     @responds(ns, 400)
-    def get(self):
+    def get(self) -> Response:
         """Instruments whose name or symbol contains the text: exact matches, then prefixes, then the rest."""
         return cached_query(SEARCH_ARGS, self.build)
 
@@ -45,5 +45,5 @@ class Search(Resource):
         name = args["name"].strip()
         if not name:
             raise BadRequest("name: must not be empty")
-        matches, count = search.search(name=name, limit=args["limit"], page=args["page"])
-        return paginated(matches, count, args["page"], args["limit"])
+        page = params.page(args)
+        return paginated(*search.search(page, name=name), page)

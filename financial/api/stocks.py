@@ -1,6 +1,7 @@
-"""System A's endpoints: `/api/financial_data` and `/api/statistics` (SPEC §5.A)."""
+"""System A's endpoints: `/api/financial_data` and `/api/statistics`."""
 from __future__ import annotations
 
+from flask import Response
 from flask_restx import Resource, fields
 
 from financial.api import params
@@ -32,8 +33,7 @@ FINANCIAL_DATA_ARGS = params.schema({
     "start_date": params.date("First date included, YYYY-MM-DD"),
     "end_date": params.date("Last date included, YYYY-MM-DD"),
     "symbol": params.symbol("Stock symbol, e.g. IBM (case-insensitive)"),
-    "limit": params.integer("Records per page", default=5, low=1, high=1000),
-    "page": params.integer("Page number, from 1", default=1, low=1, high=10_000_000),
+    **params.paging("Records per page", default=5, high=1000),
 })
 STATISTICS_ARGS = params.schema({
     "start_date": params.date("First date included, YYYY-MM-DD", required=True),
@@ -56,14 +56,14 @@ class FinancialData(Resource):
     @ns.doc(params=params.doc_params(FINANCIAL_DATA_ARGS))
     @ns.response(200, "Daily records, by date then symbol", RECORDS)
     @responds(ns, 400)
-    def get(self):
+    def get(self) -> Response:
         """Daily open, close and volume of stocks, filtered and paginated."""
         return cached_query(FINANCIAL_DATA_ARGS, self.build)
 
     @staticmethod
     def build(args: dict) -> dict:
-        args = _checked(args)
-        return paginated(*stocks.financial_data(**args), args["page"], args["limit"])
+        page = params.page(args)
+        return paginated(*stocks.financial_data(page, **_checked(args)), page)
 
 
 @ns.route("/statistics")
@@ -71,6 +71,6 @@ class Statistics(Resource):
     @ns.doc(params=params.doc_params(STATISTICS_ARGS))
     @ns.response(200, "Means over the range", STATISTICS_RESPONSE)
     @responds(ns, 400, 404)
-    def get(self):
+    def get(self) -> Response:
         """Average daily open, close and volume of one stock over a date range."""
         return cached_query(STATISTICS_ARGS, lambda args: envelope(stocks.statistics(**_checked(args))))

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from flask import Flask
 
+from financial.extensions import app_state
+
 
 def served_spec(app: Flask) -> dict:
     """The document served at /swagger.json."""
     with app.test_request_context("/"):
-        return json.loads(json.dumps(app.extensions["restx_api"].__schema__))
+        return json.loads(json.dumps(app_state(app).api.__schema__))
 
 
 def render(spec: dict) -> str:

@@ -1,4 +1,4 @@
-"""Accounts (system C, SPEC §5.C): sign-up, login, logout and the bearer tokens that identify a user.
+"""Accounts (system C): sign-up, login, logout and the bearer tokens that identify a user.
 
 - Passwords are kept only as Argon2id hashes (argon2-cffi's defaults, RFC 9106's low-memory profile: 3
   passes over 64 MiB, 4 lanes, a random 16-byte salt each); a hash made with older parameters is
@@ -30,10 +30,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from financial import ratelimit, storage
 from financial.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
-from financial.extensions import db
+from financial.extensions import app_state, db_session
 from financial.models import AuthToken, User, utcnow
+from financial.storage import accounts
+from financial.transactions import unit_of_work
 
 log = logging.getLogger(__name__)
 HASHER = PasswordHasher()
@@ -85,15 +86,13 @@ def signup(email: str, password: str) -> dict:
     decides, and the loser gets the same 409)."""
     email = normalize_email(email)
     check_password(password)
-    session = db.session
-    if storage.user_exists(session, email):  # saves the hashing work; the constraint below is what decides
+    if accounts.user_exists(db_session(), email):  # saves the hashing work; the constraint below decides
         raise Conflict("email: an account with this e-mail already exists")
     user = User(email=email, password_hash=HASHER.hash(password), created_at=now())
-    session.add(user)
     try:
-        session.commit()
+        with unit_of_work() as work:
+            work.session.add(user)
     except IntegrityError:
-        session.rollback()
         raise Conflict("email: an account with this e-mail already exists") from None
     return {"id": user.id, "email": user.email, "created_at": user.created_at}
 
@@ -109,27 +108,26 @@ def login(email: str, password: str, address: str | None) -> Login:
     if len(password) > PASSWORD_MAX:  # no account has one this long; nor is it worth hashing
         raise BadRequest(f"password: must be at most {PASSWORD_MAX} characters")
     normalized = email.strip().lower()
-    limiter = ratelimit.login_limiter()
+    limiter = app_state().login_limiter
     keys = limiter.keys(normalized, address)
     wait = limiter.retry_after(keys)
     if wait is not None:
         log.warning("login refused: too many failed logins for the account or from address %s", address)
         raise TooManyRequests(f"too many failed logins for this account or from this address; try again in "
                               f"{wait} seconds", headers={"Retry-After": str(wait)})
-    session = db.session
-    user = storage.find_user(session, normalized)
-    if not _verify(user, password):
-        session.rollback()
-        limiter.failed(keys)
-        raise Unauthorized(WRONG_CREDENTIALS, headers={"WWW-Authenticate": REALM})
-    limiter.clear(keys[0])  # the account's own counter; the address's keeps counting
-    if HASHER.check_needs_rehash(user.password_hash):
-        user.password_hash = HASHER.hash(password)
-    token, issued = secrets.token_urlsafe(32), now()
-    expires = issued + dt.timedelta(hours=current_app.config["SETTINGS"].token_ttl_hours)
-    storage.forget_dead_tokens(session, user.id, issued)
-    session.add(AuthToken(token_hash=token_digest(token), user_id=user.id, created_at=issued, expires_at=expires))
-    session.commit()
+    with unit_of_work() as work:
+        user = accounts.find_user(work.session, normalized)
+        if not _verify(user, password) or user is None:  # (the hash is checked either way: same cost)
+            limiter.failed(keys)
+            raise Unauthorized(WRONG_CREDENTIALS, headers={"WWW-Authenticate": REALM})
+        limiter.clear(keys[0])  # the account's own counter; the address's keeps counting
+        if HASHER.check_needs_rehash(user.password_hash):
+            user.password_hash = HASHER.hash(password)
+        token, issued = secrets.token_urlsafe(32), now()
+        expires = issued + dt.timedelta(hours=current_app.config["SETTINGS"].token_ttl_hours)
+        accounts.forget_dead_tokens(work.session, user.id, issued)
+        work.session.add(AuthToken(token_hash=token_digest(token), user_id=user.id, created_at=issued,
+                                   expires_at=expires))
     return Login(token, expires)
 
 
@@ -147,9 +145,8 @@ def _dummy_hash(hasher: PasswordHasher) -> str:
 
 
 def logout(token_id: int) -> None:
-    session = db.session
-    storage.revoke_token(session, token_id, now())
-    session.commit()
+    with unit_of_work() as work:
+        accounts.revoke_token(work.session, token_id, now())
 
 
 # -- who is asking ----------------------------------------------------------------------------------
@@ -171,7 +168,7 @@ def authenticate(header: str | None) -> Identity:
     if scheme.lower() != "bearer" or not _TOKEN.match(token):
         raise Unauthorized("the Authorization header must be Bearer <token>",
                            headers={"WWW-Authenticate": f'{REALM}, error="invalid_request"'})
-    row = storage.find_token(db.session, token_digest(token))
+    row = accounts.find_token(db_session(), token_digest(token))
     if row is None or row.revoked_at is not None or row.expires_at <= now():
         raise Unauthorized("the token is unknown, expired or revoked; log in again",
                            headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'})

@@ -1,4 +1,4 @@
-"""Alerts (system C, SPEC §5.C): after every minute ingest, a market whose price or volume jumps to
+"""Alerts (system C): after every minute ingest, a market whose price or volume jumps to
 ALERT_FACTOR times its recent average raises an alert, e-mailed to everyone watching it.
 
 **The rule**, for each crypto market and each quantity (price = the close, and the volume) of its
@@ -41,15 +41,15 @@ from email.utils import formatdate
 from itertools import groupby
 from typing import Sequence
 
-from financial import storage
 from financial.config import Settings
-from financial.extensions import db
 from financial.mail import Mailer, MailError
-from financial.models import Alert, AlertDelivery
+from financial.models import DeliveryStatus, Quantity
+from financial.storage import alerts as storage, watchlists
+from financial.storage.alerts import DeliveryDetails
+from financial.transactions import unit_of_work
 
 log = logging.getLogger(__name__)
 
-QUANTITIES = ("price", "volume")
 INTERVAL = "1min"
 ROUNDING = 1e-12
 ABANDONED_AFTER = dt.timedelta(minutes=15)
@@ -84,7 +84,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Trigger:
-    quantity: str
+    quantity: Quantity
     value: float
     average: float
     points: int
@@ -103,8 +103,8 @@ def evaluate(points: Sequence[Point], rule: Rule, now: dt.datetime) -> list[Trig
     if len(window) < rule.min_points:
         return []
     triggers = []
-    for quantity in QUANTITIES:
-        attribute = "close" if quantity == "price" else "volume"
+    for quantity in Quantity:
+        attribute = "close" if quantity is Quantity.PRICE else "volume"
         value = getattr(latest, attribute)
         average = math.fsum(getattr(point, attribute) for point in window[:-1]) / (len(window) - 1)
         if average > 0 and value >= rule.factor * average * (1 - ROUNDING):
@@ -139,8 +139,8 @@ def run(settings: Settings, now: dt.datetime) -> Summary:
 def raise_alerts(rule: Rule, now: dt.datetime, *, email: bool) -> list[int]:
     """Store the alerts the rule raises at `now` (with one pending delivery per watcher when `email`);
     returns their ids."""
-    session = db.session
-    try:
+    with unit_of_work() as work:
+        session = work.session
         rows = storage.recent_crypto_bars(session, INTERVAL, now - rule.reach, now)
         cooling = storage.alerted_since(session, now - dt.timedelta(minutes=rule.cooldown_minutes))
         raised = []
@@ -149,7 +149,10 @@ def raise_alerts(rule: Rule, now: dt.datetime, *, email: bool) -> list[int]:
             for trigger in evaluate(points, rule, now):
                 if (instrument_id, trigger.quantity) in cooling:
                     continue
-                alert_id = _store(session, instrument_id, trigger, rule, now)
+                alert_id = storage.add_alert(session, {
+                    "instrument_id": instrument_id, "quantity": trigger.quantity, "value": trigger.value,
+                    "average": trigger.average, "factor": rule.factor, "points": trigger.points,
+                    "window_minutes": rule.window_minutes, "bar_time": trigger.bar_time, "created_at": now})
                 if alert_id is None:
                     continue  # this bar already raised one (another run)
                 raised.append(alert_id)
@@ -157,32 +160,15 @@ def raise_alerts(rule: Rule, now: dt.datetime, *, email: bool) -> list[int]:
                          trigger.quantity, trigger.value, rule.factor, trigger.average, trigger.points,
                          trigger.bar_time.isoformat())
                 if email:
-                    for user_id in storage.watchers(session, instrument_id):
-                        session.add(AlertDelivery(alert_id=alert_id, user_id=user_id, status="pending", attempts=0,
-                                                  created_at=now, updated_at=now))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+                    storage.add_deliveries(session, alert_id, watchlists.watchers(session, instrument_id), now)
     return raised
-
-
-def _store(session, instrument_id: int, trigger: Trigger, rule: Rule, now: dt.datetime) -> int | None:
-    inserted = storage.insert_ignoring_duplicates(session, Alert.__table__, {
-        "instrument_id": instrument_id, "quantity": trigger.quantity, "value": trigger.value,
-        "average": trigger.average, "factor": rule.factor, "points": trigger.points,
-        "window_minutes": rule.window_minutes, "bar_time": trigger.bar_time, "created_at": now})
-    if not inserted:
-        return None
-    return storage.find_alert_id(session, instrument_id, trigger.quantity, trigger.bar_time)
 
 
 def deliver(settings: Settings, now: dt.datetime) -> tuple[int, int]:
     """Send every delivery that is due; (sent, failed or rejected) in this run."""
-    session = db.session
-    due = storage.deliveries_to_send(session, abandoned_before=now - ABANDONED_AFTER, limit=DELIVERY_BATCH)
-    claimed = [delivery.id for delivery in due if storage.claim_delivery(session, delivery, now)]
-    session.commit()
+    with unit_of_work() as work:
+        due = storage.deliveries_to_send(work.session, abandoned_before=now - ABANDONED_AFTER, limit=DELIVERY_BATCH)
+        claimed = [delivery.id for delivery in due if storage.claim_delivery(work.session, delivery, now)]
     if not claimed:
         return 0, 0
     sent = failed = 0
@@ -191,49 +177,44 @@ def deliver(settings: Settings, now: dt.datetime) -> tuple[int, int]:
         mailer.connect()
     except MailError as exc:
         log.warning("alert e-mail: %s; %d e-mail(s) will be retried by the next run", exc, len(claimed))
-        _finish(claimed, "failed", now, str(exc))
+        _finish(claimed, DeliveryStatus.FAILED, now, str(exc))
         return 0, len(claimed)
     try:
         for position, delivery_id in enumerate(claimed):
-            details = storage.delivery_details(session, delivery_id)
-            session.commit()  # end the read before talking to the server
+            with unit_of_work() as work:  # the read ends before we talk to the server
+                details = storage.delivery_details(work.session, delivery_id)
             try:
                 mailer.send(message(details, settings.smtp_sender))
             except MailError as exc:
-                status = "rejected" if exc.permanent else "failed"
+                status = DeliveryStatus.REJECTED if exc.permanent else DeliveryStatus.FAILED
                 log.warning("alert e-mail %d: %s (%s)", delivery_id, exc, status)
                 if exc.connection_lost:  # the rest cannot go out on this connection: next run
-                    _finish(claimed[position:], "failed", now, str(exc))
+                    _finish(claimed[position:], DeliveryStatus.FAILED, now, str(exc))
                     failed += len(claimed) - position
                     break
                 _finish([delivery_id], status, now, str(exc))
                 failed += 1
                 continue
-            _finish([delivery_id], "sent", now)  # at once: from here on, it must never be sent again
+            _finish([delivery_id], DeliveryStatus.SENT, now)  # at once: from here on, it must never be sent again
             sent += 1
     finally:
         mailer.close()
     return sent, failed
 
 
-def _finish(delivery_ids: Sequence[int], status: str, now: dt.datetime, error: str | None = None) -> None:
-    session = db.session
-    try:
+def _finish(delivery_ids: Sequence[int], status: DeliveryStatus, now: dt.datetime, error: str | None = None) -> None:
+    with unit_of_work() as work:
         for delivery_id in delivery_ids:
-            storage.finish_delivery(session, delivery_id, status, now, error)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+            storage.finish_delivery(work.session, delivery_id, status, now, error)
 
 
-def message(details, sender: str) -> EmailMessage:
+def message(details: DeliveryDetails, sender: str) -> EmailMessage:
     """The e-mail of one alert to one watcher."""
     alert = details
     label = f"{details.exchange}:{details.symbol}"
     ratio = alert.value / alert.average
     others = alert.points - 1
-    what = "Price (close)" if alert.quantity == "price" else "Volume"
+    what = "Price (close)" if alert.quantity == Quantity.PRICE else "Volume"
     mail = EmailMessage()
     mail["Subject"] = (f"{label}: {alert.quantity} {number(alert.value)} is {ratio:.2f}x its "
                        f"{alert.window_minutes}-minute average")

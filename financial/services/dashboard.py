@@ -1,7 +1,6 @@
-"""System D: the dashboard of daily price changes, for coins and any other instrument with daily bars
-(SPEC §5.D).
+"""System D: the dashboard of daily price changes, for coins and any other instrument with daily bars.
 
-Figures come from SQL (`storage.dashboard_rows`) and go out as JSON numbers at full precision. An entry's
+Figures come from SQL (`storage.dashboard.entries`) and go out as JSON numbers at full precision. An entry's
 `crypto` is the instrument's name, or its symbol when it has none (stocks ingested from AlphaVantage
 carry no name), so the column is never null.
 """
@@ -9,23 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from financial import storage
 from financial.errors import NotFound
-from financial.extensions import db
+from financial.extensions import db_session
+from financial.paging import Page
+from financial.storage import dashboard as storage
 
 ORDER_BY = {"crypto": "crypto", "symbol": "symbol", "price": "price", "24h": "change_1d", "7d": "change_7d",
             "1m": "change_30d", "24h-volume": "volume", "market-cap": "market_cap"}  # API name -> column
 
 
-def dashboard(*, symbols: list[str] | None, day: dt.date | None, order_by: str, descending: bool, limit: int,
-              page: int) -> tuple[list[dict], int]:
+def dashboard(page: Page, *, symbols: list[str] | None, day: dt.date | None, order_by: str,
+              descending: bool) -> tuple[list[dict], int]:
     """One page of entries and the count of all of them.
 
     `symbols` (upper-case) selects instruments by symbol, None selects every instrument with a daily bar
     on or before `day`; `day` None means the latest date with a daily bar among the selected ones.
     Raises NotFound naming every symbol that no instrument with daily bars has.
     """
-    session = db.session
+    session = db_session()
     ids = None
     if symbols is not None:
         found = storage.daily_instruments(session, symbols)
@@ -38,17 +38,15 @@ def dashboard(*, symbols: list[str] | None, day: dt.date | None, order_by: str, 
     day = day or storage.latest_daily_date(session, ids)
     if day is None:
         return [], 0
-    rows = storage.dashboard_rows(session, day=day, instrument_ids=ids, order_by=ORDER_BY[order_by],
-                                  descending=descending)
-    entries = [_entry(row) for row in rows[(page - 1) * limit:page * limit]]
-    return entries, len(rows)
+    rows = storage.entries(session, day=day, instrument_ids=ids, order_by=ORDER_BY[order_by], descending=descending)
+    return [_entry(row) for row in page.of(rows)], len(rows)
 
 
-def _number(value) -> float | None:
+def _number(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _entry(row) -> dict:
+def _entry(row: storage.Entry) -> dict:
     return {"crypto": row.crypto, "symbol": row.symbol, "price": _number(row.price),
             "24h": _number(row.change_1d), "7d": _number(row.change_7d), "1m": _number(row.change_30d),
             "24h-volume": _number(row.volume), "market-cap": _number(row.market_cap)}

@@ -1,4 +1,4 @@
-"""System B: every tracked instrument's figures over a window, ranked by volatility (SPEC §5.B).
+"""System B: every tracked instrument's figures over a window, ranked by volatility.
 
 Figures of an instrument are computed on its finest stored interval (a stock with only daily bars is
 measured on those, one with minute bars on the minutes), over the window that ends at the moment of the
@@ -16,12 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Any
+from typing import Any, Iterable
 
-from financial import caching, storage
+from sqlalchemy.orm import Session
+
 from financial.errors import NotFound
-from financial.extensions import db
+from financial.extensions import db_session
 from financial.models import utcnow
+from financial.paging import Page
+from financial.storage import instruments, metrics as storage
+from financial.storage.instruments import Identity
+from financial.transactions import unit_of_work
 
 STANDARD_WINDOWS = {24: "24h", 7 * 24: "7d", 30 * 24: "30d"}  # hours → their usual spelling
 MAX_WINDOW_HOURS = 366 * 24
@@ -44,9 +49,10 @@ def parse_window(text: str) -> int:
 
 # -- computing --------------------------------------------------------------------------------------
 
-def compute(session, window_hours: int, as_of: dt.datetime, finest: dict[int, str | None] | None = None) -> list[dict]:
+def compute(session: Session, window_hours: int, as_of: dt.datetime,
+            finest: dict[int, str | None] | None = None) -> list[dict[str, Any]]:
     """Unranked figures of every instrument over [as_of − window, as_of] (naive UTC), on its finest interval."""
-    finest = storage.finest_intervals(session) if finest is None else finest
+    finest = instruments.finest_intervals(session) if finest is None else finest
     start = as_of - dt.timedelta(hours=window_hours)
     by_interval: dict[str, list[int]] = {}
     for instrument_id, interval in finest.items():
@@ -60,22 +66,22 @@ def compute(session, window_hours: int, as_of: dt.datetime, finest: dict[int, st
         rows.append({
             "window_hours": window_hours, "instrument_id": instrument_id, "interval": interval,
             "points": row.points if row else 0,
-            "mean": float(row.mean) if row else None,
+            "mean": row.mean if row else None,
             "stdev": _root(row.variance) if row else None,
             "volatility": None if row is None or row.return_variance is None else _root(row.return_variance) * 100,
-            "last_price": float(row.last_price) if row else None,
+            "last_price": row.last_price if row else None,
             "last_time": row.last_time if row else None,
             "as_of": as_of,
         })
     return rows
 
 
-def _root(variance: Any) -> float:
+def _root(variance: float) -> float:
     # The square root is taken here rather than in SQL: SQLite may be built without math functions.
-    return math.sqrt(max(0.0, float(variance)))
+    return math.sqrt(max(0.0, variance))
 
 
-def rank(rows: list[dict], identities: dict[int, Any]) -> list[dict]:
+def rank(rows: list[dict[str, Any]], identities: dict[int, Identity]) -> list[dict[str, Any]]:
     """Set `rank_stdev` and `rank_volatility` on each row (1 = highest; None without the figure)."""
     for figure in RANK_BY:
         for row in rows:
@@ -88,47 +94,40 @@ def rank(rows: list[dict], identities: dict[int, Any]) -> list[dict]:
     return rows
 
 
-def _instruments(session) -> dict[int, Any]:
-    return {row.id: row for row in storage.instrument_identities(session)}
-
-
 def refresh_rankings(now: dt.datetime | None = None) -> int:
     """Compute the standard windows as of `now` and store them in place of the previous ones, with a new
     data generation (so no cache serves the old ranking). Called once per ingest; returns the rows stored."""
-    session = db.session
     # Whole seconds: MySQL's DATETIME keeps no fraction, and the stored as_of must be the one computed with.
     as_of = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    try:
-        finest = storage.finest_intervals(session)
-        instruments = _instruments(session)
-        rows = [row for hours in STANDARD_WINDOWS for row in rank(compute(session, hours, as_of, finest), instruments)]
+    with unit_of_work(changes_data=True) as work:
+        session = work.session
+        finest = instruments.finest_intervals(session)
+        identities = instruments.identities(session)
+        rows = [row for hours in STANDARD_WINDOWS for row in rank(compute(session, hours, as_of, finest), identities)]
         storage.replace_rankings(session, rows)
-        caching.commit_new_generation(session)
-    except BaseException:
-        session.rollback()
-        raise
     return len(rows)
 
 
 # -- reading (the API) ------------------------------------------------------------------------------
 
-def _table(window_hours: int) -> list[dict]:
+def _table(window_hours: int) -> list[dict[str, Any]]:
     """Every instrument with its ranked figures over the window: stored for the standard windows, computed
     for the others. An instrument created after the last ingest has no figures until the next one."""
-    session = db.session
-    instruments = _instruments(session)
+    session = db_session()
+    identities = instruments.identities(session)
+    figures: dict[int, dict[str, Any]]
     if window_hours in STANDARD_WINDOWS:
         figures = {row.instrument_id: {name: getattr(row, name) for name in FIGURES}
                    for row in storage.rankings(session, window_hours)}
     else:
         as_of = storage.rankings_as_of(session) or utcnow()
-        figures = {row["instrument_id"]: row for row in rank(compute(session, window_hours, as_of), instruments)}
+        figures = {row["instrument_id"]: row for row in rank(compute(session, window_hours, as_of), identities)}
     empty = dict.fromkeys(FIGURES) | {"points": 0}
     return [{"instrument": instrument} | figures.get(instrument_id, empty)
-            for instrument_id, instrument in instruments.items()]
+            for instrument_id, instrument in identities.items()]
 
 
-def _public(row: dict, rank_by: str) -> dict:
+def _public(row: dict[str, Any], rank_by: str) -> dict[str, Any]:
     instrument = row["instrument"]
     return {
         "id": instrument.id, "exchange": instrument.exchange or None, "symbol": instrument.symbol,
@@ -138,24 +137,23 @@ def _public(row: dict, rank_by: str) -> dict:
     }
 
 
-def _by_rank(rows: list[dict], rank_by: str) -> list[dict]:
+def _by_rank(rows: list[dict[str, Any]], rank_by: str) -> list[dict[str, Any]]:
     key = f"rank_{rank_by}"
     return sorted(rows, key=lambda row: (row[key] is None, row[key] or 0, row["instrument"].exchange,
                                          row["instrument"].symbol, row["instrument"].id))
 
 
-def metrics(*, window: int, rank_by: str = "stdev", limit: int, page: int) -> tuple[list[dict], int]:
+def metrics(page: Page, *, window: int, rank_by: str = "stdev") -> tuple[list[dict[str, Any]], int]:
     """One page of every tracked instrument's figures over the window, by rank; and how many there are."""
     rows = _by_rank(_table(window), rank_by)
-    offset = (page - 1) * limit
-    return [_public(row, rank_by) for row in rows[offset:offset + limit]], len(rows)
+    return [_public(row, rank_by) for row in page.of(rows)], len(rows)
 
 
-def ranking_of(instrument_ids, *, window: int, rank_by: str = "stdev") -> list[dict]:
+def ranking_of(instrument_ids: Iterable[int], *, window: int, rank_by: str = "stdev") -> list[dict[str, Any]]:
     """Some instruments' figures over the window, ranked among themselves (1 = highest `rank_by`); those
     without the figure last, unranked. (The order is the overall ranking's; only the numbers differ.)"""
     wanted = set(instrument_ids)
-    ranked = []
+    ranked: list[dict[str, Any]] = []
     for row in _by_rank([row for row in _table(window) if row["instrument"].id in wanted], rank_by):
         entry = _public(row, rank_by)
         if entry["rank"] is not None:
@@ -164,7 +162,7 @@ def ranking_of(instrument_ids, *, window: int, rank_by: str = "stdev") -> list[d
     return ranked
 
 
-def metric(instrument_id: int, *, window: int, rank_by: str = "stdev") -> dict:
+def metric(instrument_id: int, *, window: int, rank_by: str = "stdev") -> dict[str, Any]:
     """One instrument's figures over the window, with its rank."""
     for row in _table(window):
         if row["instrument"].id == instrument_id:
@@ -172,10 +170,10 @@ def metric(instrument_id: int, *, window: int, rank_by: str = "stdev") -> dict:
     raise NotFound(f"no tracked instrument with id {instrument_id}")
 
 
-def prices(instrument_id: int, *, window: int, limit: int, page: int) -> tuple[list[dict], int]:
+def prices(instrument_id: int, page: Page, *, window: int) -> tuple[list[dict[str, Any]], int]:
     """The window's closes of one instrument on its finest interval, oldest first, and how many there are."""
-    session = db.session
-    finest = storage.finest_intervals(session)
+    session = db_session()
+    finest = instruments.finest_intervals(session)
     if instrument_id not in finest:
         raise NotFound(f"no tracked instrument with id {instrument_id}")
     interval = finest[instrument_id]
@@ -185,7 +183,7 @@ def prices(instrument_id: int, *, window: int, limit: int, page: int) -> tuple[l
     start = end - dt.timedelta(hours=window)
     count = storage.count_window_prices(session, instrument_id, interval, start, end)
     rows = []
-    if count > (page - 1) * limit:
-        rows = storage.window_prices(session, instrument_id, interval, start, end, limit=limit,
-                                     offset=(page - 1) * limit)
+    if page.reaches(count):
+        rows = storage.window_prices(session, instrument_id, interval, start, end, limit=page.size,
+                                     offset=page.offset)
     return [{"price": row.close, "time": row.ts} for row in rows], count

@@ -1,4 +1,4 @@
-"""System A: daily stock records and statistics, in the exact shapes its users rely on (SPEC §5.A).
+"""System A: daily stock records and statistics, in the exact shapes its users rely on.
 
 Records carry prices as strings with two decimals and volume as an integer string; statistics carry
 numbers rounded to two decimals (prices) and to an integer (volume). Rounding is half-up on the decimal
@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
-from financial import storage
 from financial.errors import NotFound
-from financial.extensions import db
+from financial.extensions import db_session
+from financial.paging import Page
+from financial.storage import stocks
 
 CENT = Decimal("0.01")
 
@@ -28,15 +29,15 @@ def volume_text(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else repr(float(value))
 
 
-def financial_data(*, symbol: str | None = None, start_date: dt.date | None = None,
-                   end_date: dt.date | None = None, limit: int = 5, page: int = 1) -> tuple[list[dict], int]:
+def financial_data(page: Page, *, symbol: str | None = None, start_date: dt.date | None = None,
+                   end_date: dt.date | None = None) -> tuple[list[dict], int]:
     """One page of daily records, sorted by date then symbol, and the count of all matching records."""
-    session = db.session
-    count = storage.count_daily_stock_records(session, symbol=symbol, start=start_date, end=end_date)
+    session = db_session()
+    count = stocks.count_records(session, symbol=symbol, start=start_date, end=end_date)
     rows = []
-    if count > (page - 1) * limit:
-        rows = storage.daily_stock_records(session, symbol=symbol, start=start_date, end=end_date,
-                                           limit=limit, offset=(page - 1) * limit)
+    if page.reaches(count):
+        rows = stocks.records(session, symbol=symbol, start=start_date, end=end_date, limit=page.size,
+                              offset=page.offset)
     records = [{"symbol": row.symbol, "date": row.ts.date().isoformat(), "open_price": price_text(row.open),
                 "close_price": price_text(row.close), "volume": volume_text(row.volume)} for row in rows]
     return records, count
@@ -44,8 +45,8 @@ def financial_data(*, symbol: str | None = None, start_date: dt.date | None = No
 
 def statistics(*, symbol: str, start_date: dt.date, end_date: dt.date) -> dict:
     """Means of the daily open, close and volume of `symbol` over [start_date, end_date]."""
-    row = storage.daily_stock_averages(db.session, symbol=symbol, start=start_date, end=end_date)
-    if not row.points:
+    row = stocks.averages(db_session(), symbol=symbol, start=start_date, end=end_date)
+    if not row.points or row.open is None or row.close is None or row.volume is None:
         raise NotFound(f"no daily bars for symbol {symbol!r} between {start_date} and {end_date}")
     return {
         "start_date": start_date.isoformat(),

@@ -76,7 +76,7 @@ def test_an_email_has_one_account_whatever_its_case(app, client, again):
 def test_concurrent_signups_with_one_email_make_one_account(app, monkeypatch):
     """Eight sign-ups at once; the unique constraint decides, the others get 409 (never a 500). The
     existence check is skipped so that every request reaches the INSERT."""
-    monkeypatch.setattr(accounts.storage, "user_exists", lambda session, email: False)
+    monkeypatch.setattr(accounts.accounts, "user_exists", lambda session, email: False)
     barrier = threading.Barrier(8)
 
     def attempt(number):

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import lib
-from financial import ingest, storage, tracking
+from financial import ingest, storage
 from financial.extensions import db
 from financial.models import Alert, AlertDelivery, Instrument, User, WatchlistEntry
 from financial.services import alerts
@@ -73,8 +73,8 @@ def watch_directly(app, email: str, exchange: str, pair: str) -> None:
     with app.app_context():
         session = db.session
         user_id = session.scalar(sa.select(User.id).where(User.email == email))
-        instrument = storage.find_instrument(session, "crypto", pair, exchange=exchange)
-        storage.insert_ignoring_duplicates(session, WatchlistEntry.__table__, {
+        instrument = storage.instruments.find(session, "crypto", pair, exchange=exchange)
+        storage.dialect.insert_ignoring_duplicates(session, WatchlistEntry, {
             "user_id": user_id, "instrument_id": instrument.id, "created_at": naive(dt.datetime.now(UTC))})
         session.commit()
 
@@ -112,7 +112,7 @@ def test_the_rule_after_an_ingest(app, now, case):
                  interval=lib.Interval.MIN1)
     report = ingest.Report()
     with app.app_context():
-        ingest.finish(report, now=now, alerts=app.config["SETTINGS"])
+        ingest.finish(report, ingest.AfterRun(alerts=True), now=now)
     assert report.ok and [step.label for step in report.steps] == ["(rankings)", "(alerts)"]
     assert report.alerts.raised == len(want)
     expected = reference(points_of(bars), naive(now))
@@ -317,7 +317,7 @@ def test_without_smtp_alerts_are_recorded_and_no_email_is_due(app, now):
     watch_directly(app, "ann@example.com", "kraken", "btcusd")
     report = ingest.Report()
     with app.app_context():
-        ingest.finish(report, now=now, alerts=app.config["SETTINGS"])
+        ingest.finish(report, ingest.AfterRun(alerts=True), now=now)
     assert report.render().splitlines()[-1] == ("0 instruments: 0 ok, 0 failed, 0 skipped; 0 rows stored; "
                                                 "alerts: 1 raised; e-mail off (no SMTP_HOST)")
     assert len(stored_alerts(app)) == 1 and deliveries(app) == []
@@ -329,9 +329,9 @@ def test_a_run_that_died_while_sending_is_retried_later(spiking, smtp_server, no
     with spiking.app_context():
         alerts.raise_alerts(alerts.Rule(), naive(now), email=True)
         session = db.session
-        due = storage.deliveries_to_send(session, abandoned_before=naive(now), limit=10)
-        assert [storage.claim_delivery(session, delivery, naive(now)) for delivery in due] == [True, True]
-        assert [storage.claim_delivery(session, delivery, naive(now)) for delivery in due] == [False, False]
+        due = storage.alerts.deliveries_to_send(session, abandoned_before=naive(now), limit=10)
+        assert [storage.alerts.claim_delivery(session, delivery, naive(now)) for delivery in due] == [True, True]
+        assert [storage.alerts.claim_delivery(session, delivery, naive(now)) for delivery in due] == [False, False]
         session.commit()
     assert run_alerts(spiking, now + dt.timedelta(minutes=14)).sent == 0
     summary = run_alerts(spiking, now + dt.timedelta(minutes=16))
@@ -342,7 +342,7 @@ def test_a_run_that_died_while_sending_is_retried_later(spiking, smtp_server, no
 def test_the_ingest_summary_reports_alerts_and_emails(spiking, now):
     report = ingest.Report()
     with spiking.app_context():
-        ingest.finish(report, now=now, alerts=spiking.config["SETTINGS"])
+        ingest.finish(report, ingest.AfterRun(alerts=True), now=now)
     assert report.ok
     assert report.render().splitlines()[-1].endswith("; alerts: 1 raised; e-mails: 2 sent, 0 failed")
 
@@ -397,13 +397,11 @@ def kraken():
 def minute_ingest(app, now) -> ingest.Report:
     """What `get_raw_data.py --source exchange` does each minute (watched markets, rankings, alerts), with the
     clock pinned at `now`."""
-    settings = app.config["SETTINGS"]
     with app.app_context():
-        markets = [lib.parse_market(label) for label in ingest.watched_markets()]
-        source = tracking.crypto_source("exchange", settings)
-        report = ingest.run(tracking.crypto_tasks(source, markets, now=lambda: now,
-                                                  retention=dt.timedelta(days=settings.minute_retention_days)))
-        return ingest.finish(report, retention_days=settings.minute_retention_days, now=now, alerts=settings)
+        plan = ingest.plan_run(ingest.IngestRequest(source="exchange", interval=lib.Interval.MIN1),
+                               app.config["SETTINGS"])
+        report = ingest.run(plan.tasks, clock=lambda: now)
+        return ingest.finish(report, plan.after, now=now)
 
 
 def test_the_whole_flow_over_http(app_factory, kraken, smtp_server, now):

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import sqlite
 
 from financial import storage
 from financial.extensions import db
-from financial.models import CRYPTO, Bar
+from financial.models import AssetClass, Bar
 
 AWKWARD = [1 / 3, 0.1, 2 / 3 * 1e-9, 123456789.12345679, 1e-300, 1.7976931348623157e308, 2.0 ** 53 + 2,
            5e-324 * 2 ** 60, 0.0, 98765432101.25, 3.141592653589793e20]
@@ -23,10 +23,10 @@ def test_awkward_floats_and_timestamps_round_trip_exactly(app):
                 "market_cap": value if n % 3 else None}
                for n, value in enumerate(AWKWARD)]
     with app.app_context():
-        instrument = storage.get_or_create_instrument(db.session, CRYPTO, "AWK", name="Awkward")
+        instrument = storage.instruments.get_or_create(db.session, AssetClass.CRYPTO, "AWK", name="Awkward")
         for row in rows_in:
             row["instrument_id"] = instrument.id
-        assert storage.upsert_bars(db.session, rows_in, batch_size=4) == len(AWKWARD)  # several batches
+        assert storage.bars.upsert(db.session, rows_in, batch_size=4) == len(AWKWARD)  # several batches
         db.session.commit()
         with db.engine.connect() as connection:
             stored = {row.ts: row for row in connection.execute(sa.select(Bar.__table__))}
@@ -42,7 +42,7 @@ def test_sqlite_timestamps_are_written_in_sqlalchemys_format():
     process = sqlite.DATETIME().bind_processor(sqlite.dialect())
     for value in (dt.datetime(2021, 7, 6), dt.datetime(999, 1, 2, 3, 4, 5, 6), dt.datetime(2021, 7, 6, 23, 59, 59, 1),
                   dt.datetime(9999, 12, 31, 23, 59, 59, 999999)):
-        assert storage._sqlite_datetime(value) == process(value)
+        assert storage.dialect.sqlite_datetime(value) == process(value)
 
 
 @pytest.mark.parametrize("name, value, literal", [
@@ -51,7 +51,7 @@ def test_sqlite_timestamps_are_written_in_sqlalchemys_format():
     ("ts", dt.datetime(2021, 7, 6, 1, 2, 3, 4), "'2021-07-06 01:02:03.000004'"),
 ])
 def test_mysql_literals_of_bar_values(name, value, literal):
-    assert storage._mysql_literal(name, value) == literal
+    assert storage.dialect.mysql_literal(name, value) == literal
 
 
 @pytest.mark.parametrize("name, value", [("open", math.nan), ("high", math.inf), ("low", -math.inf),
@@ -60,11 +60,11 @@ def test_mysql_literals_of_bar_values(name, value, literal):
                                          ("open", [1]), ("open", "1.5")])
 def test_mysql_literals_refuse_anything_else(name, value):
     with pytest.raises((TypeError, ValueError)):
-        storage._mysql_literal(name, value)
+        storage.dialect.mysql_literal(name, value)
 
 
 def test_mysql_literals_of_numpy_numbers():
     numpy = pytest.importorskip("numpy")
-    assert storage._mysql_literal("open", numpy.float64(0.1)) == "0.1"
-    assert storage._mysql_literal("close", numpy.float64(sys.float_info.max)) == repr(sys.float_info.max)
-    assert storage._mysql_literal("instrument_id", numpy.int64(3)) == "3"
+    assert storage.dialect.mysql_literal("open", numpy.float64(0.1)) == "0.1"
+    assert storage.dialect.mysql_literal("close", numpy.float64(sys.float_info.max)) == repr(sys.float_info.max)
+    assert storage.dialect.mysql_literal("instrument_id", numpy.int64(3)) == "3"

@@ -6,8 +6,10 @@ import logging
 
 import pytest
 
-from financial import caching, create_app, demo, ingest
-from financial.api import cached_answers
+from financial import create_app, ingest
+from financial.edge import response_cache
+from financial.extensions import app_state
+from financial.ingest.sources import demo
 from tests.conftest import base_settings, empty_tables
 from tests.seed import sign_in
 
@@ -26,7 +28,7 @@ def loaded(app):
 def served_by_flask(monkeypatch) -> list[str]:
     """Record which requests reach the Flask app behind the fast path."""
     seen = []
-    original = cached_answers.CachedAnswers.__call__
+    original = response_cache.CachedAnswers.__call__
 
     def spy(self, environ, start_response):
         inner = self.wsgi_app
@@ -39,7 +41,7 @@ def served_by_flask(monkeypatch) -> list[str]:
             return original(self, environ, start_response)
         finally:
             self.wsgi_app = inner
-    monkeypatch.setattr(cached_answers.CachedAnswers, "__call__", spy)
+    monkeypatch.setattr(response_cache.CachedAnswers, "__call__", spy)
     return seen
 
 
@@ -74,7 +76,7 @@ def test_private_paths_and_other_methods_always_reach_flask(loaded, client, monk
     headers = sign_in(client, "ann@example.com")
     seen = served_by_flask(monkeypatch)
     with loaded.app_context():  # even an entry planted under a private path's key is never served
-        caching.get_or_compute(caching.response_key("/api/me/markets", ""), lambda: b'{"data":"planted"}')
+        app_state().cache.get_or_compute(response_cache.key("/api/me/markets", ""), lambda: b'{"data":"planted"}')
     assert client.get("/api/me/markets", headers=headers).get_json()["data"] == []
     assert client.get("/api/me/markets").status_code == 401
     client.get(PUBLIC[1])

@@ -7,10 +7,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import lib
-from financial import demo, ingest
+from financial import ingest
+from financial.ingest.sources import demo
 from financial.extensions import db
-from financial.models import CRYPTO, Ranking
+from financial.models import AssetClass, Ranking
 from tests import expected
+from tests.seed import offline_context
 from tests.fakes.make_fixtures import write_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,13 +40,13 @@ def test_the_fixture_files_are_what_the_generator_writes(tmp_path):
 
 def test_crypto_markets_end_on_the_current_minute_with_the_fixture_prices():
     now = dt.datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
-    series = {task.label: task.fetch() for task in demo.demo_tasks(now=now) if ":" in task.label}
+    series = {task.label: task.fetch(offline_context()) for task in demo.demo_tasks(now=now) if ":" in task.label}
     assert sorted(series) == sorted(MARKETS)
     for label, fetched in series.items():
         exchange, pair = label.split(":")
         base, quote, name = MARKETS[label]
-        assert fetched.instrument == ingest.InstrumentSpec(CRYPTO, pair, exchange=exchange, base=base, quote=quote,
-                                                           name=name)
+        assert fetched.instrument == ingest.InstrumentSpec(AssetClass.CRYPTO, pair, exchange=exchange, base=base,
+                                                           quote=quote, name=name)
         assert fetched.interval is lib.Interval.MIN1
         stamps = [bar.timestamp for bar in fetched.bars]
         assert len(stamps) == 1440 and stamps[-1] == dt.datetime(2031, 3, 4, 5, 6, tzinfo=UTC)
@@ -55,7 +57,7 @@ def test_crypto_markets_end_on_the_current_minute_with_the_fixture_prices():
 def test_the_demo_shows_a_live_looking_ranking(app, client):
     now = dt.datetime.now(UTC)
     tasks = demo.demo_tasks(now=now)
-    bars = {tuple(task.label.split(":")): task.fetch().bars for task in tasks if ":" in task.label}
+    bars = {tuple(task.label.split(":")): task.fetch(offline_context()).bars for task in tasks if ":" in task.label}
     with app.app_context():
         report = ingest.finish(ingest.run(tasks), now=now + dt.timedelta(seconds=1))
         as_of = db.session.scalar(sa.select(sa.func.max(Ranking.as_of))).replace(tzinfo=UTC)

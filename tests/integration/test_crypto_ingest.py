@@ -1,4 +1,4 @@
-"""Minute tracking of crypto markets, in process on both stacks: financial.tracking's tasks run by
+"""Minute tracking of crypto markets, in process on both stacks: the crypto source's tasks run by
 ingest.run against the fake Cryptowatch and the fake exchanges (through the real ccxt), with a pinned
 clock. Expected rows are the fakes' own bars, filtered here."""
 from __future__ import annotations
@@ -12,8 +12,9 @@ import sqlalchemy as sa
 
 import get_raw_data
 import lib
-from financial import ingest, tracking
+from financial import ingest, storage, upstreams as clients
 from financial.extensions import db
+from financial.ingest.sources.crypto import MarketTask, window_start
 from financial.models import Bar, Instrument, Ranking
 from lib.http import RetryPolicy
 from tests import expected
@@ -66,10 +67,11 @@ def upstreams():
     running.close()
 
 
-def run(app, source, markets, *, now=NOW, **kwargs):
+def run(app, source, markets, *, now=NOW):
     with app.app_context():
-        tasks = tracking.crypto_tasks(source, [lib.parse_market(m) for m in markets], now=lambda: now, **kwargs)
-        return ingest.run(tasks)
+        tasks = [MarketTask(lib.parse_market(market), source.source) for market in markets]
+        given = clients.Upstreams(app.config["SETTINGS"], crypto={source.source: source})
+        return ingest.run(tasks, upstreams=given, clock=lambda: now)
 
 
 def stored(app, exchange, symbol):
@@ -182,11 +184,11 @@ def test_the_next_run_starts_a_few_minutes_before_the_latest_bar_and_rewrites_th
 
 def test_the_overlap_never_reaches_past_the_retention(app, upstreams):
     retention = dt.timedelta(days=30)
-    assert tracking.window_start(None, lib.Interval.MIN1, NOW, dt.timedelta(days=90), retention) == NOW - retention
+    assert window_start(None, lib.Interval.MIN1, NOW, dt.timedelta(days=90), retention) == NOW - retention
     old = (NOW - dt.timedelta(days=45)).replace(tzinfo=None)
-    assert tracking.window_start(old, lib.Interval.MIN1, NOW, dt.timedelta(hours=24), retention) == NOW - retention
+    assert window_start(old, lib.Interval.MIN1, NOW, dt.timedelta(hours=24), retention) == NOW - retention
     recent = (NOW - dt.timedelta(hours=2)).replace(tzinfo=None)
-    assert tracking.window_start(recent, lib.Interval.MIN5, NOW, dt.timedelta(hours=24), retention) == \
+    assert window_start(recent, lib.Interval.MIN5, NOW, dt.timedelta(hours=24), retention) == \
         NOW - dt.timedelta(hours=2, minutes=25)
 
 
@@ -268,34 +270,37 @@ def test_the_ingest_ends_by_ranking_what_it_stored(app, client, upstreams):
 
 # -- which markets a run tracks, from which source -------------------------------------------------------
 
-def labels(settings, *argv):
-    return [(task.label, task.source) for task in get_raw_data.build_tasks(settings, get_raw_data.parse_args(argv))]
+def labels(settings, *argv, watched=()):
+    plan = ingest.plan_for(get_raw_data.parse_args(argv).request, settings,
+                           watched=[lib.parse_market(market) for market in watched])
+    return [(task.label, task.upstream) for task in plan.tasks]
 
 
-def test_minute_ingests_also_track_every_watched_market(app, monkeypatch):
-    monkeypatch.setattr(ingest, "watched_markets", lambda: ["kraken:ethusd", "Kraken:BTCUSD"])
+def test_minute_ingests_also_track_every_watched_market(app):
     settings = base_settings(crypto_source="cryptowatch")
+    watched = ["kraken:ethusd", "Kraken:BTCUSD"]
     with app.app_context():
-        assert labels(settings, "--source", "exchange", "--markets", "kraken:btcusd") == [
+        assert labels(settings, "--source", "exchange", "--markets", "kraken:btcusd", watched=watched) == [
             ("kraken:btcusd", "exchange"), ("kraken:ethusd", "exchange")]
-        assert labels(settings, "--markets", "binance:ethusdt") == [
+        assert labels(settings, "--markets", "binance:ethusdt", watched=watched) == [
             ("binance:ethusdt", "cryptowatch"), ("kraken:ethusd", "cryptowatch"), ("kraken:btcusd", "cryptowatch")]
-        assert labels(settings, "--symbols", "IBM", "--interval", "1min") == [
+        assert labels(settings, "--symbols", "IBM", "--interval", "1min", watched=watched) == [
             ("IBM", "alphavantage"), ("kraken:ethusd", "cryptowatch"), ("kraken:btcusd", "cryptowatch")]
-        assert labels(settings, "--symbols", "IBM") == [("IBM", "alphavantage")]  # daily: no minute tracking
-        assert labels(settings, "--source", "exchange") == [
+        assert labels(settings, "--symbols", "IBM", watched=watched) == [("IBM", "alphavantage")]  # daily: none
+        assert labels(settings, "--source", "exchange", watched=watched) == [
             ("kraken:ethusd", "exchange"), ("kraken:btcusd", "exchange")]
 
 
 def test_nobody_watches_anything_without_watchlists(app):
     """(What a watchlist adds is tested with the watchlists, in test_watchlists_api.py.)"""
-    with app.app_context():
-        assert ingest.watched_markets() == []
+    with app.app_context(), db.engine.connect() as connection:
+        assert storage.watchlists.watched_markets(connection) == []
 
 
 def test_crypto_arguments():
-    args = get_raw_data.parse_args(["--markets", "kraken:btcusd"])
-    assert (args.crypto, args.source, args.interval, args.days) == (True, None, lib.Interval.MIN1, None)
+    request = get_raw_data.parse_args(["--markets", "kraken:btcusd"]).request
+    assert (request.crypto, request.source, request.interval, request.days) == (True, None, lib.Interval.MIN1, None)
     args = get_raw_data.parse_args(["--source", "cryptowatch", "--interval", "5min", "--days", "3"])
-    assert isinstance(args, argparse.Namespace) and (args.crypto, args.interval) == (True, lib.Interval.MIN5)
-    assert get_raw_data.parse_args([]).interval is lib.Interval.DAY
+    assert isinstance(args, argparse.Namespace) and (args.request.crypto, args.request.interval) == (
+        True, lib.Interval.MIN5)
+    assert get_raw_data.parse_args([]).request.interval is lib.Interval.DAY

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import lib
-from financial.models import CRYPTO
+from financial.models import AssetClass
 from tests.fakes.coin_csv import coin_bars
 from tests.fakes.series import daily_bars, minute_bars
 from tests.seed import store, store_crypto, today_utc
@@ -55,7 +55,7 @@ def data(app) -> pd.DataFrame:
     volume, cap."""
     rows = []
     for (name, symbol), bars in coins(YESTERDAY).items():
-        store(app, bars, symbol, asset_class=CRYPTO, name=name)
+        store(app, bars, symbol, asset_class=AssetClass.CRYPTO, name=name)
         rows += [(symbol, name, bar) for bar in bars]
     ibm = daily_bars("IBM", end=YESTERDAY, count=50, start_price=180.0)
     store(app, ibm, "IBM")
@@ -238,7 +238,7 @@ def test_a_new_ingest_shows_at_once(client, app, data):
     before = get(client, id="btc")[1]["data"][0]
     btc = coins(YESTERDAY)[("Bitcoin", "BTC")]
     corrected = replace(btc[-1], close=btc[-1].close * 2, high=btc[-1].high * 2)
-    store(app, [corrected], "BTC", asset_class=CRYPTO, name="Bitcoin")
+    store(app, [corrected], "BTC", asset_class=AssetClass.CRYPTO, name="Bitcoin")
     after = get(client, id="btc")[1]["data"][0]
     assert after["price"] == corrected.close != before["price"]
     assert after["24h"] == pytest.approx((corrected.close - btc[-2].close) / btc[-2].close * 100, rel=1e-12)

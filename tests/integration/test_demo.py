@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from financial import demo, ingest
+from financial import ingest
+from financial.ingest.sources import demo
 from financial.extensions import db
 from tests.conftest import base_settings, env_for
+from tests.seed import offline_context
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "data" / "fixtures" / "alphavantage"
@@ -144,7 +146,7 @@ def test_newest_demo_bar_is_the_last_weekday_before_today(offset):
     today = dt.date(2030, 1, 7) + dt.timedelta(days=offset)  # Monday 2030-01-07 .. Sunday 2030-01-13
     last_weekday = {0: dt.date(2030, 1, 4), 1: dt.date(2030, 1, 7), 2: dt.date(2030, 1, 8), 3: dt.date(2030, 1, 9),
                     4: dt.date(2030, 1, 10), 5: dt.date(2030, 1, 11), 6: dt.date(2030, 1, 11)}[today.weekday()]
-    series = {task.label: task.fetch() for task in demo.demo_tasks(today) if task.label in SYMBOLS}
+    series = {task.label: task.fetch(offline_context()) for task in demo.demo_tasks(today) if task.label in SYMBOLS}
     assert sorted(series) == list(SYMBOLS)
     for symbol, fetched in series.items():
         bars = fetched.bars

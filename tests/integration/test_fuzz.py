@@ -18,7 +18,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import content_type_conformance, positive_data_acceptance
 
-from financial import demo, ingest
+from financial import ingest
+from financial.ingest.sources import demo
 from tests.fakes.cryptowatch import FakeCryptowatch
 from tests.fakes.server import FakeServer
 from tests.seed import sign_in

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import lib
 from financial.extensions import db
 from financial.locks import exclusive
-from financial.models import STOCK, Bar, Instrument
+from financial.models import AssetClass, Bar, Instrument
 from tests.conftest import base_settings, env_for
 from tests.fakes.series import daily_bars, minute_bars
 
@@ -64,7 +64,7 @@ def stored(url, symbol, interval="1day"):
             rows = connection.execute(
                 sa.select(BARS.c.ts, BARS.c.open, BARS.c.high, BARS.c.low, BARS.c.close, BARS.c.volume)
                 .join(INSTRUMENTS, INSTRUMENTS.c.id == BARS.c.instrument_id)
-                .where(INSTRUMENTS.c.symbol == symbol, INSTRUMENTS.c.asset_class == STOCK,
+                .where(INSTRUMENTS.c.symbol == symbol, INSTRUMENTS.c.asset_class == AssetClass.STOCK,
                        BARS.c.interval == interval))
             return {row.ts: tuple(row[1:]) for row in rows}
     finally:

@@ -1,5 +1,7 @@
 """financial.ingest.run with hand-made tasks, on both stacks: isolation, atomicity, coalescing, the report."""
 import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -7,24 +9,39 @@ import sqlalchemy as sa
 import lib
 from financial import ingest, storage
 from financial.extensions import db
-from financial.models import STOCK, Bar, Instrument
+from financial.ingest.sources.alphavantage import StockTask
+from financial.upstreams import Upstreams
+from tests.conftest import base_settings
+from financial.models import AssetClass, Bar, Instrument
 from tests.fakes.series import daily_bars, minute_bars
 
 YESTERDAY = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
 
 
 def spec(symbol):
-    return ingest.InstrumentSpec(STOCK, symbol)
+    return ingest.InstrumentSpec(AssetClass.STOCK, symbol)
+
+
+@dataclass(frozen=True)
+class HandMadeTask:
+    """A task whose fetch returns given bars or raises a given error, and records that it was called."""
+
+    label: str
+    bars: Any = None
+    error: Exception | None = None
+    upstream: str = "test"
+    note: str = ""
+    calls: list = field(default_factory=list, compare=False)
+
+    def fetch(self, context):
+        self.calls.append(self.label)
+        if self.error is not None:
+            raise self.error
+        return ingest.Series(spec(self.label), lib.Interval.DAY, list(self.bars), self.note)
 
 
 def task(symbol, bars=None, *, error=None, source="test", note="", calls=None):
-    def fetch():
-        if calls is not None:
-            calls.append(symbol)
-        if error is not None:
-            raise error
-        return ingest.Series(spec(symbol), lib.Interval.DAY, list(bars), note)
-    return ingest.Task(symbol, source, fetch)
+    return HandMadeTask(symbol, bars, error, source, note, calls if calls is not None else [])
 
 
 def stored(app, symbol):
@@ -33,7 +50,7 @@ def stored(app, symbol):
         rows = connection.execute(
             sa.select(Bar.ts, Bar.open, Bar.high, Bar.low, Bar.close, Bar.volume, Bar.market_cap)
             .join(Instrument, Instrument.id == Bar.instrument_id)
-            .where(Instrument.symbol == symbol, Instrument.asset_class == STOCK, Bar.interval == "1day"))
+            .where(Instrument.symbol == symbol, Instrument.asset_class == AssetClass.STOCK, Bar.interval == "1day"))
         return {row.ts: tuple(row[1:]) for row in rows}
 
 
@@ -86,7 +103,7 @@ def test_failure_during_the_write_rolls_back_the_whole_instrument(app, monkeypat
     before = daily_bars("IBM", end=YESTERDAY, count=8)
     assert run(app, [task("IBM", before)]).ok
 
-    real_bump = storage.bump_generation
+    real_bump = storage.state.bump_generation
     upserted = []
 
     def failing_bump(session):
@@ -96,7 +113,7 @@ def test_failure_during_the_write_rolls_back_the_whole_instrument(app, monkeypat
             raise failure
         return real_bump(session)
 
-    monkeypatch.setattr(storage, "bump_generation", failing_bump)
+    monkeypatch.setattr(storage.state, "bump_generation", failing_bump)
     changed = [lib.Bar(timestamp=b.timestamp, open=b.open + 1, high=b.high + 1, low=b.low + 1, close=b.close + 1,
                        volume=b.volume + 1) for b in before]
     new_symbol = daily_bars("MSFT", end=YESTERDAY, count=6)
@@ -204,13 +221,13 @@ def test_progress_is_called_once_per_task(app):
 def test_each_stored_instrument_bumps_the_data_generation(app):
     bars = daily_bars("G", end=YESTERDAY, count=2)
     with app.app_context():
-        first = storage.read_generation(db.session)
+        first = storage.state.read_generation(db.session)
         db.session.rollback()
         ingest.run([task("IBM", bars)])
-        second = storage.read_generation(db.session)
+        second = storage.state.read_generation(db.session)
         db.session.rollback()
         ingest.run([task("BAD", error=lib.NotFoundError("nope"))])
-        third = storage.read_generation(db.session)
+        third = storage.state.read_generation(db.session)
         db.session.rollback()
     assert first is None and second is not None
     assert third == second  # a failed task changes nothing, so cached results stay valid
@@ -241,16 +258,16 @@ class StubClient:
 NOW = dt.datetime(2030, 1, 15, 10, 30, tzinfo=dt.timezone.utc)  # a Tuesday
 
 
-def fetched(client, **kwargs):
-    [one] = ingest.alphavantage_tasks(client, ["ibm"], now=NOW, **kwargs)
-    return one.fetch()
+def fetched(client, *, interval, days):
+    context = ingest.FetchContext(Upstreams(base_settings(), alphavantage=client), stored=None, clock=lambda: NOW)
+    return StockTask("ibm", interval, days).fetch(context)
 
 
 def test_daily_window_is_the_bars_dated_on_or_after_now_minus_days():
     bars = daily_bars("W", end=dt.date(2030, 1, 14), count=40)
     client = StubClient(daily=bars)
     series = fetched(client, interval=lib.Interval.DAY, days=14)
-    assert series.instrument == ingest.InstrumentSpec(STOCK, "IBM")
+    assert series.instrument == ingest.InstrumentSpec(AssetClass.STOCK, "IBM")
     assert [bar.date for bar in series.bars] == [bar.date for bar in bars if bar.date >= dt.date(2030, 1, 1)]
     assert series.bars[0].date == dt.date(2030, 1, 1) and series.bars[-1].date == dt.date(2030, 1, 14)
     assert client.calls == [("daily", "compact")]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from financial import demo, ingest
+from financial import ingest
+from financial.ingest.sources import demo
 from financial.extensions import db
 
 PAYLOADS = [

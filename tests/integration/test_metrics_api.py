@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import lib
 from financial import storage
 from financial.extensions import db
-from financial.models import CRYPTO, STOCK, Bar
+from financial.models import AssetClass, Bar
 from financial.services import metrics
 from tests import expected
 from tests.fakes.series import daily_bars, floor_time, minute_bars
@@ -57,7 +57,8 @@ def tracked(app, as_of):
     store(app, daily_bars("MSFT", end=yesterday, count=40, start_price=400), "MSFT")
     store(app, msft_minutes, "MSFT", interval=MINUTE)
     with app.app_context():
-        storage.get_or_create_instrument(db.session, CRYPTO, "xrpusd", exchange="kraken", base="XRP", quote="USD")
+        storage.instruments.get_or_create(db.session, AssetClass.CRYPTO, "xrpusd", exchange="kraken", base="XRP",
+                                          quote="USD")
         db.session.commit()
         metrics.refresh_rankings(now=as_of)
     reference = {key: value[0] for key, value in series.items()}
@@ -202,13 +203,13 @@ def test_rankings_are_computed_by_the_ingest_not_by_requests(app, client, tracke
     # the standard windows still show what the last ingest computed, as they are read, not computed.
     with app.app_context():
         db.session.execute(sa.text("UPDATE bars SET close = close * 2"))
-        storage.bump_generation(db.session)
+        storage.state.bump_generation(db.session)
         db.session.commit()
 
     def no_computing(*args, **kwargs):
         raise AssertionError("a request computed the figures of a standard window")
 
-    monkeypatch.setattr(storage, "window_figures", no_computing)
+    monkeypatch.setattr(storage.metrics, "window_figures", no_computing)
     assert client.get("/api/metrics").get_json() == before
     assert client.get("/api/metrics?window=7d").status_code == 200
     monkeypatch.undo()
@@ -239,8 +240,8 @@ def test_answers_come_from_the_cache_until_an_ingest(app, client, tracked, as_of
 
 def test_an_instrument_added_after_the_ingest_is_listed_without_figures(app, client, tracked):
     with app.app_context():
-        instrument = storage.get_or_create_instrument(db.session, STOCK, "NEWCO")
-        storage.bump_generation(db.session)
+        instrument = storage.instruments.get_or_create(db.session, AssetClass.STOCK, "NEWCO")
+        storage.state.bump_generation(db.session)
         db.session.commit()
         new_id = instrument.id
     body = client.get(f"/api/metrics/{new_id}").get_json()["data"]

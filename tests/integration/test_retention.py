@@ -52,19 +52,19 @@ def history(app):
 
 def test_old_intraday_bars_go_and_the_rest_stays(app, history):
     with app.app_context():
-        before = storage.read_generation(db.session)
+        before = storage.state.read_generation(db.session)
         db.session.rollback()
         batches = []
-        deleted = ingest.prune_intraday_bars(30, now=NOW, batch_size=50, on_batch=batches.append)
-        after = storage.read_generation(db.session)
+        deleted = ingest.prune_intraday_bars(dt.timedelta(days=30), now=NOW, batch_size=50, on_batch=batches.append)
+        after = storage.state.read_generation(db.session)
         db.session.rollback()
     assert all_rows(app) == history
     assert deleted == 150 + 90 + 40  # half the BTC series, IBM's old minutes and 5-minute bars
     assert sum(batches) == deleted and max(batches) <= 50 and len(batches) >= deleted // 50
     assert after != before  # readers' caches are invalidated
     with app.app_context():
-        assert ingest.prune_intraday_bars(30, now=NOW) == 0
-        assert storage.read_generation(db.session) == after  # nothing deleted, nothing to invalidate
+        assert ingest.prune_intraday_bars(dt.timedelta(days=30), now=NOW) == 0
+        assert storage.state.read_generation(db.session) == after  # nothing deleted, nothing to invalidate
 
 
 def test_readers_and_writers_go_on_while_pruning(app, history, stack_settings):
@@ -76,7 +76,7 @@ def test_readers_and_writers_go_on_while_pruning(app, history, stack_settings):
     # No waiting at all for locks: a lock held by the prune would make these fail rather than wait.
     other = sa.create_engine(url, connect_args={"timeout": 0} if sqlite else {})
     with app.app_context():
-        ibm = storage.find_instrument(db.session, "stock", "IBM").id
+        ibm = storage.instruments.find(db.session, "stock", "IBM").id
         db.session.rollback()
     try:
         with reader.connect() as snapshot, other.connect() as concurrent:
@@ -95,7 +95,8 @@ def test_readers_and_writers_go_on_while_pruning(app, history, stack_settings):
                 concurrent.commit()
 
             with app.app_context():
-                deleted = ingest.prune_intraday_bars(30, now=NOW, batch_size=40, on_batch=between_batches)
+                deleted = ingest.prune_intraday_bars(dt.timedelta(days=30), now=NOW, batch_size=40,
+                                                     on_batch=between_batches)
             assert deleted == 280 and len(batches) >= 7
             # Each batch was committed and visible to others at once; each write went through at once.
             assert seen == [total - sum(batches[:number + 1]) + number for number in range(len(batches))]
@@ -110,7 +111,8 @@ def test_readers_and_writers_go_on_while_pruning(app, history, stack_settings):
 def test_the_minute_ingest_prunes_after_its_tasks(app, history):
     lines = []
     with app.app_context():
-        report = ingest.finish(ingest.Report(), retention_days=30, progress=lines.append, now=NOW)
+        report = ingest.finish(ingest.Report(), ingest.AfterRun(retention=dt.timedelta(days=30)),
+                               progress=lines.append, now=NOW)
     assert report.ok and [(step.label, step.status) for step in report.steps] == [
         ("(retention)", "ok"), ("(rankings)", "ok")]
     assert report.steps[0].rows == 280
@@ -122,7 +124,7 @@ def test_a_failing_step_fails_the_run_and_says_so(app, monkeypatch):
     def broken(*args, **kwargs):
         raise sa.exc.OperationalError("DELETE FROM rankings", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(storage, "replace_rankings", broken)
+    monkeypatch.setattr(storage.metrics, "replace_rankings", broken)
     lines = []
     with app.app_context():
         report = ingest.finish(ingest.Report(), progress=lines.append)

@@ -15,7 +15,7 @@ import lib
 from financial import create_app, ingest
 from financial.extensions import db
 from financial.locks import LockBusy, exclusive, mysql_lock_name
-from financial.models import CRYPTO, STOCK
+from financial.models import AssetClass
 from tests.conftest import MYSQL_ADMIN_URL, MYSQL_HOST, MYSQL_PORT, _reachable, base_settings, env_for, missing_server
 from tests.fakes.series import daily_bars, minute_bars
 
@@ -173,8 +173,10 @@ def test_financial_data_view_matches_the_daily_stock_bars(app):
     btc = daily_bars("BTC", end=yesterday, count=3, start_price=60000)
     with app.app_context():
         for symbol, bars, interval, asset_class, exchange in [
-                ("IBM", ibm, lib.Interval.DAY, STOCK, ""), ("AAPL", aapl, lib.Interval.DAY, STOCK, ""),
-                ("IBM", minutes, lib.Interval.MIN1, STOCK, ""), ("btcusd", btc, lib.Interval.DAY, CRYPTO, "kraken")]:
+                ("IBM", ibm, lib.Interval.DAY, AssetClass.STOCK, ""),
+                ("AAPL", aapl, lib.Interval.DAY, AssetClass.STOCK, ""),
+                ("IBM", minutes, lib.Interval.MIN1, AssetClass.STOCK, ""),
+                ("btcusd", btc, lib.Interval.DAY, AssetClass.CRYPTO, "kraken")]:
             spec = ingest.InstrumentSpec(asset_class, symbol, exchange=exchange)
             ingest.store_series(ingest.Series(spec, interval, bars))
         with db.engine.connect() as connection:

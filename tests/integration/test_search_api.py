@@ -8,23 +8,23 @@ import math
 import pytest
 
 import lib
-from financial.models import CRYPTO, STOCK
+from financial.models import AssetClass
 from tests.fakes.coin_csv import coin_bars
 from tests.fakes.series import daily_bars, minute_bars
 from tests.seed import store, today_utc
 
 # (asset_class, exchange, symbol, name)
 INSTRUMENTS = [
-    (CRYPTO, "", "BTC", "Bitcoin"),
-    (CRYPTO, "", "BCH", "Bitcoin Cash"),
-    (CRYPTO, "", "WBTC", "Wrapped Bitcoin"),
-    (CRYPTO, "", "ETH", "Ethereum"),
-    (CRYPTO, "", "PCT", "100% Coin"),
-    (CRYPTO, "", "U_S", "Under Score"),
-    (CRYPTO, "", "BITCOIN", "Satoshi Token"),  # exact by symbol, like Bitcoin is exact by name
-    (CRYPTO, "kraken", "btcusd", "BTC/USD"),  # a market, as crypto minute tracking stores them
-    (STOCK, "", "BTCS", None),  # a stock without a name
-    (STOCK, "", "IBM", None),
+    (AssetClass.CRYPTO, "", "BTC", "Bitcoin"),
+    (AssetClass.CRYPTO, "", "BCH", "Bitcoin Cash"),
+    (AssetClass.CRYPTO, "", "WBTC", "Wrapped Bitcoin"),
+    (AssetClass.CRYPTO, "", "ETH", "Ethereum"),
+    (AssetClass.CRYPTO, "", "PCT", "100% Coin"),
+    (AssetClass.CRYPTO, "", "U_S", "Under Score"),
+    (AssetClass.CRYPTO, "", "BITCOIN", "Satoshi Token"),  # exact by symbol, like Bitcoin is exact by name
+    (AssetClass.CRYPTO, "kraken", "btcusd", "BTC/USD"),  # a market, as crypto minute tracking stores them
+    (AssetClass.STOCK, "", "BTCS", None),  # a stock without a name
+    (AssetClass.STOCK, "", "IBM", None),
 ]
 
 
@@ -36,11 +36,11 @@ def instruments(app):
             bars = minute_bars(symbol, end=dt.datetime.now(dt.timezone.utc), count=3, start_price=100.0)
             store(app, bars, symbol, asset_class=asset_class, exchange=exchange, name=name,
                   interval=lib.Interval.MIN1)
-        elif asset_class == STOCK:
+        elif asset_class == AssetClass.STOCK:
             store(app, daily_bars(symbol, end=yesterday, count=3), symbol)
         else:
-            store(app, coin_bars(symbol, end=yesterday, days=3, start_price=10.0), symbol, asset_class=CRYPTO,
-                  name=name)
+            store(app, coin_bars(symbol, end=yesterday, days=3, start_price=10.0), symbol,
+                  asset_class=AssetClass.CRYPTO, name=name)
     return INSTRUMENTS
 
 

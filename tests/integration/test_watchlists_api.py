@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 import get_raw_data
 import lib
-from financial import ingest
+from financial import ingest, storage
 from financial.extensions import db
 from financial.models import Instrument, WatchlistEntry
 from financial.services import metrics, watchlists
@@ -114,7 +114,8 @@ def test_adding_starts_tracking_it_in_the_next_minute_ingest(app, client, ann, b
     watch(client, ann, "binance", "ethusdt")
     watch(client, bob, "kraken", "XBTUSD")
     with app.app_context():
-        assert ingest.watched_markets() == ["binance:ethusdt", "kraken:btcusd"]
+        assert [market.label for market in storage.watchlists.watched_markets(db.session)] == [
+            "binance:ethusdt", "kraken:btcusd"]
     assert ingest_labels(app) == ["binance:ethusdt", "kraken:btcusd"]
     assert client.delete("/api/me/markets/binance/ethusdt", headers=ann).status_code == 204
     assert ingest_labels(app) == ["kraken:btcusd"]
@@ -127,7 +128,7 @@ def test_adding_starts_tracking_it_in_the_next_minute_ingest(app, client, ann, b
 def ingest_labels(app) -> list[str]:
     """The markets `python get_raw_data.py --source exchange` (no --markets) would fetch."""
     with app.app_context():
-        tasks = get_raw_data.build_tasks(app.config["SETTINGS"], get_raw_data.parse_args(["--source", "exchange"]))
+        tasks = ingest.plan_run(get_raw_data.parse_args(["--source", "exchange"]).request, app.config["SETTINGS"]).tasks
     return [task.label for task in tasks]
 
 

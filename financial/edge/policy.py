@@ -1,5 +1,5 @@
 """What every answer carries, whichever path produced it (a Flask view, an error handler, or a cached
-answer served before Flask; see financial/api/cached_answers.py): security headers, the request id, CORS
+answer served before Flask by `response_cache.CachedAnswers`): security headers, the request id, CORS
 for the configured origins, `no-store` on private paths, and the request's log line."""
 from __future__ import annotations
 

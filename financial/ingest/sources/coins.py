@@ -1,29 +1,28 @@
-"""Ingest of historical coin CSV files (`get_raw_data.py --source csv --path FILE_OR_DIR`, SPEC §6).
+"""Historical coin CSV files (`get_raw_data.py --source csv --path FILE_OR_DIR`): one task per file.
 
-One ingest task per file, run by `financial.ingest.run` like any other source: the file is read and
-checked completely by `lib.coincsv`, then its bars are written with the new data generation in one
-transaction (`ingest.store_series`), so a file that fails leaves nothing of itself behind and never stops
-the other files. Re-importing is an upsert: nothing is stored twice, changed figures are updated.
+The file is read and checked completely by `lib.coincsv`, then stored like any series (one transaction:
+a file that fails leaves nothing of itself behind and never stops the other files). Re-importing is an
+upsert: nothing is stored twice, changed figures are updated.
 
 A coin is an instrument of asset class "crypto" with exchange "" (a coin, not an exchange market such as
-kraken:btcusd), its upper-case symbol and its name. Rows the parser skipped are logged as warnings, by
-file and line, and counted in the file's summary line; they do not fail the file (see the README).
+kraken:btcusd), its upper-case symbol and its name; a symbol keeps the coin that first claimed it. Rows
+the parser skipped are logged as warnings, by file and line, and counted in the file's summary line; they
+do not fail the file.
 """
 from __future__ import annotations
 
-import functools
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import lib
+from financial.ingest.tasks import FetchContext, InstrumentSpec, Series
+from financial.models import AssetClass
 from lib.coincsv import CoinFile
-from financial import ingest, storage
-from financial.extensions import db
-from financial.models import CRYPTO
 
 log = logging.getLogger(__name__)
 
-SOURCE = "csv"
+UPSTREAM = "csv"
 MAX_WARNINGS = 20  # skipped rows logged one by one per file; the rest are counted
 MAX_LINES_IN_SUMMARY = 5
 
@@ -48,32 +47,36 @@ def csv_files(path: str | Path) -> list[Path]:
     return files
 
 
-def csv_tasks(files: list[Path]) -> list[ingest.Task]:
-    """One task per file, labelled with the file's name."""
-    return [ingest.Task(path.name, SOURCE, functools.partial(coin_series, path)) for path in files]
+@dataclass(frozen=True)
+class CoinFileTask:
+    path: Path
+    upstream = UPSTREAM
+
+    @property
+    def label(self) -> str:
+        return self.path.name
+
+    def fetch(self, context: FetchContext) -> Series:
+        return coin_series(self.path, context)
 
 
-def coin_series(path: Path) -> ingest.Series:
+def coin_series(path: Path, context: FetchContext) -> Series:
     """The coin of one file, checked: raises `lib.errors.MarketDataError` subclasses when the file cannot be
     loaded (unreadable, malformed, no usable row, symbol taken by another coin)."""
     coin = lib.coincsv.read(path)
     _log_problems(coin)
     if not coin.bars:
         if not coin.rows:
-            raise lib.errors.MalformedPayloadError(f"{coin.source}: no data rows under the header", source=SOURCE)
+            raise lib.errors.MalformedPayloadError(f"{coin.source}: no data rows under the header", source=UPSTREAM)
         raise lib.errors.MalformedPayloadError(
-            f"{coin.source}: none of its {coin.rows} rows is usable ({_lines(coin)})", source=SOURCE)
-    _check_identity(coin)
-    spec = ingest.InstrumentSpec(CRYPTO, coin.symbol, name=coin.name)
-    return ingest.Series(spec, lib.Interval.DAY, coin.bars, _note(coin))
-
-
-def _check_identity(coin: CoinFile) -> None:
-    """A symbol names one coin: a file must not pour its prices into another coin's series."""
-    known = storage.find_instrument(db.session, CRYPTO, coin.symbol)
-    if known is not None and known.name and known.name.casefold() != coin.name.casefold():
-        raise CoinConflict(f"{coin.source}: symbol {coin.symbol} is already the coin {known.name!r}, "
-                           f"this file is {coin.name!r}", source=SOURCE, symbol=coin.symbol)
+            f"{coin.source}: none of its {coin.rows} rows is usable ({_lines(coin)})", source=UPSTREAM)
+    spec = InstrumentSpec(AssetClass.CRYPTO, coin.symbol, name=coin.name)
+    known = context.stored.name_of(spec)
+    # A symbol names one coin: a file must not pour its prices into another coin's series.
+    if known and known.casefold() != coin.name.casefold():
+        raise CoinConflict(f"{coin.source}: symbol {coin.symbol} is already the coin {known!r}, "
+                           f"this file is {coin.name!r}", source=UPSTREAM, symbol=coin.symbol)
+    return Series(spec, lib.Interval.DAY, coin.bars, _note(coin))
 
 
 def _log_problems(coin: CoinFile) -> None:

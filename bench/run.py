@@ -1,6 +1,6 @@
-"""`make bench`: the service's speed and memory, measured (SPEC §8, issue 6).
+"""`make bench`: the service's speed and memory, measured.
 
-    python -m tests.bench.run [--duration 10] [--rows-sqlite 1000000] [--rows-mysql 10000000]
+    python -m bench.run [--duration 10] [--rows-sqlite 1000000] [--rows-mysql 10000000]
                               [--stacks sqlite,mysql] [--mixed-rate 1000] [--mixed-seconds 60]
 
 What it measures, on this machine, with gunicorn (`--workers` sync workers, 2 by default, every server
@@ -45,12 +45,12 @@ import sqlalchemy as sa
 import lib
 from financial import create_app, storage
 from financial.extensions import db
-from financial.models import CRYPTO, STOCK, Bar, ServiceState
+from financial.models import AssetClass, Bar, ServiceState
 from financial.services import metrics
 from tests.conftest import MYSQL_ADMIN_URL, REDIS_URL, base_settings, empty_tables
 from tests.fakes.series import daily_bars, minute_bars
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "data" / "bench"
 HERE = Path(__file__).resolve().parent
 STOCKS = {"IBM": 140.0, "AAPL": 150.0, "MSFT": 300.0, "GOOG": 120.0, "AMZN": 130.0}
@@ -93,9 +93,9 @@ def seed(app, total_rows: int) -> bool:
     with app.app_context():
         session = db.session
         for symbol, price in STOCKS.items():
-            instrument = storage.get_or_create_instrument(session, STOCK, symbol)
+            instrument = storage.instruments.get_or_create(session, AssetClass.STOCK, symbol)
             bars = daily_bars(symbol, end=yesterday, count=DAILY_YEARS * 261, start_price=price)
-            storage.upsert_bars(session, storage.bar_rows(instrument.id, lib.Interval.DAY, bars))
+            storage.bars.upsert(session, storage.bars.rows(instrument.id, lib.Interval.DAY, bars))
         session.commit()
         filler = max(0, total_rows - len(STOCKS) * DAILY_YEARS * 261)
         markets = -(-filler // MINUTES_A_YEAR)  # each filler market holds at most a year of minutes
@@ -103,16 +103,16 @@ def seed(app, total_rows: int) -> bool:
         seeded = 0
         for number in range(markets):
             count = min(MINUTES_A_YEAR, filler - seeded)
-            instrument = storage.get_or_create_instrument(session, CRYPTO, f"pair{number}", exchange="bench",
-                                                          base=f"C{number}", quote="USD")
+            instrument = storage.instruments.get_or_create(session, AssetClass.CRYPTO, f"pair{number}",
+                                                           exchange="bench", base=f"C{number}", quote="USD")
             for start in range(0, count, 100_000):  # in slices: a year of minute bars is 525,600 rows
                 bars = minute_bars(f"filler{number}", end=now - dt.timedelta(minutes=start),
                                    count=min(100_000, count - start), start_price=100 + number)
-                storage.upsert_bars(session, storage.bar_rows(instrument.id, lib.Interval.MIN1, bars))
+                storage.bars.upsert(session, storage.bars.rows(instrument.id, lib.Interval.MIN1, bars))
                 session.commit()
             seeded += count
             print(f"  seeded {seeded:,} of {filler:,} minute rows", file=sys.stderr, flush=True)
-        storage.bump_generation(session)
+        storage.state.bump_generation(session)
         session.merge(ServiceState(name=SEED_MARK, value=mark))
         session.commit()
     return True
@@ -122,18 +122,18 @@ def measure_ingest(app) -> dict:
     """Rows/s of bar upserts through the product's write path: fresh rows, then the same rows updated."""
     with app.app_context():
         session = db.session
-        instrument = storage.get_or_create_instrument(session, CRYPTO, "ingestbench", exchange="bench")
+        instrument = storage.instruments.get_or_create(session, AssetClass.CRYPTO, "ingestbench", exchange="bench")
         session.execute(sa.delete(Bar).where(Bar.instrument_id == instrument.id))
         session.commit()
         bars = minute_bars("ingest", end=dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc), count=INGEST_SAMPLE)
-        rows = storage.bar_rows(instrument.id, lib.Interval.MIN1, bars)
+        rows = storage.bars.rows(instrument.id, lib.Interval.MIN1, bars)
         started = time.perf_counter()
-        storage.upsert_bars(session, rows)
+        storage.bars.upsert(session, rows)
         session.commit()
         insert = len(rows) / (time.perf_counter() - started)
         changed = [{**row, "close": row["close"] * 1.001} for row in rows]
         started = time.perf_counter()
-        storage.upsert_bars(session, changed)
+        storage.bars.upsert(session, changed)
         session.commit()
         update = len(rows) / (time.perf_counter() - started)
         session.execute(sa.delete(Bar).where(Bar.instrument_id == instrument.id))
@@ -332,7 +332,7 @@ def main(argv=None) -> int:
                     LOG_DIR="", APP_ENV="production", SECRET_KEY="bench-secret", AUTO_MIGRATE="true",
                     LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "info"), PYTHONPATH=str(ROOT))
     results: list[dict] = []
-    bare_server, bare_base = start_server("tests.bench.bare:app", env_base)
+    bare_server, bare_base = start_server("bench.bare:app", env_base)
     try:
         bare = wrk(bare_base + "/bare", duration=args.duration, connections=args.connections)
     finally:

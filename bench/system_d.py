@@ -1,10 +1,11 @@
 """System D at scale: CSV import speed and dashboard / search latency over many coins and years of days.
 
-    python -m tests.bench.system_d [--coins 274] [--days 3650] [--stacks sqlite,mysql] [--repeat 20]
+    python -m bench.system_d [--coins 274] [--days 3650] [--stacks sqlite,mysql] [--repeat 20]
 
 Writes `coins` CSV files of `days` daily rows each (274 x 3650 is about a million rows) into a temporary
 folder, imports the folder into a fresh database per stack through the product's own import path
-(`financial.csv_ingest` tasks run by `financial.ingest.run`, one transaction per file), imports it again
+(the coin-file tasks of `financial.ingest.sources.coins` run by `financial.ingest.run`, one transaction per
+file), imports it again
 (every row then an update), and times the dashboard's SQL uncached (the service call, for several dates
 and orders) and through the API with its cache, plus a search. Prints a table; nothing is written to the
 repository.
@@ -22,10 +23,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from financial import create_app, csv_ingest, ingest
+from financial import create_app, ingest
 from financial.extensions import db
+from financial.ingest.sources import coins as coin_files
+from financial.paging import Page
 from financial.services import dashboard, search
-from tests.bench.run import OUT, stack_settings
+from bench.run import OUT, stack_settings
 from tests.conftest import MYSQL_ADMIN_URL, empty_tables
 from tests.fakes.coin_csv import coin_bars, render
 
@@ -67,11 +70,11 @@ def bench_stack(stack: str, folder: Path, coins: int, end: dt.date, repeat: int)
     app = create_app(stack_settings(stack, url), process="bench")
     empty_tables(app)
     results = []
-    files = csv_ingest.csv_files(folder)
+    tasks = [coin_files.CoinFileTask(path) for path in coin_files.csv_files(folder)]
     with app.app_context():
         for label in ("import (insert)", "re-import (update)"):
             started = time.perf_counter()
-            report = ingest.run(csv_ingest.csv_tasks(files))
+            report = ingest.run(tasks)
             seconds = time.perf_counter() - started
             assert report.ok, report.render()
             results.append((label, f"{report.rows:,} rows in {seconds:.1f} s = {report.rows / seconds:,.0f} rows/s"))
@@ -87,12 +90,12 @@ def bench_stack(stack: str, folder: Path, coins: int, end: dt.date, repeat: int)
         }
         for label, query in queries.items():
             def call(query=query):
-                dashboard.dashboard(**query, descending=True, limit=1000, page=1)
+                dashboard.dashboard(Page(1, 1000), **query, descending=True)
                 db.session.rollback()
             figures = timed(call, repeat)
             results.append((f"{label} (SQL, uncached)",
                             f"median {figures['median_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms"))
-        figures = timed(lambda: (search.search(name="coin 1", limit=20, page=1), db.session.rollback()), repeat)
+        figures = timed(lambda: (search.search(Page(1, 20), name="coin 1"), db.session.rollback()), repeat)
         results.append(("search 'coin 1' (SQL, uncached)",
                         f"median {figures['median_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms"))
     client = app.test_client()
