@@ -23,6 +23,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/flake8
+	$(VENV)/bin/mypy
 
 audit: install
 	$(VENV)/bin/pip-audit -r requirements-dev.txt --progress-spinner off

@@ -19,7 +19,7 @@ from lib.http import redact
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _ENCODER = json.JSONEncoder(default=str)
-_INSTALLED: set[logging.Handler] = set()  # the handlers configure_logging put on the root logger
+MARK = "_market_data"  # set on the handlers configure_logging puts on the root logger
 
 
 class RedactingFilter(logging.Filter):
@@ -80,13 +80,12 @@ def configure_logging(settings: Settings, *, process: str = "app") -> None:
                 print(f"warning: not logging to {settings.log_dir}: {exc}", file=sys.stderr)
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if handler in _INSTALLED:
+        if getattr(handler, MARK, False):
             root.removeHandler(handler)
             handler.close()
-    _INSTALLED.clear()
     for handler in handlers:
         handler.addFilter(redacting)
-        _INSTALLED.add(handler)
+        setattr(handler, MARK, True)
         root.addHandler(handler)
     root.setLevel(settings.log_level)
     # No format here shows the caller's file and line, the thread or the process: not collecting them

@@ -219,10 +219,12 @@ class ExchangeClient:
 
     # -- markets --------------------------------------------------------------------------------------
 
-    def markets(self, *, max_age: float = MARKETS_MAX_AGE) -> dict[str, MarketInfo]:
+    def markets(self, *, max_age: float | None = None) -> dict[str, MarketInfo]:
         """The exchange's spot markets by every spelling we accept, loaded again once older than `max_age`
-        seconds (a long-lived client, such as a scheduler's, then sees markets listed since)."""
-        if self._markets is None or time.monotonic() - self._markets_loaded > max_age:
+        seconds (default MARKETS_MAX_AGE): a long-lived client, such as a scheduler's, sees markets listed
+        since."""
+        age = time.monotonic() - self._markets_loaded
+        if self._markets is None or age > (MARKETS_MAX_AGE if max_age is None else max_age):
             loaded = self._call("markets", self.exchange.load_markets, reload=self._markets is not None)
             self._markets = self._index(loaded.values())
             self._markets_loaded = time.monotonic()

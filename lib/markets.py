@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Iterable, Protocol, Sequence
 
 from lib.bars import Bar, Interval
+from lib.symbols import parse_list
 
 _EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _PAIR = re.compile(r"^[a-z0-9][a-z0-9.]{1,31}$")
@@ -103,13 +104,7 @@ def parse_pair(text: str) -> str:
 
 def parse_markets(text: str) -> list[MarketId]:
     """A comma-separated list of markets, duplicates dropped, order kept."""
-    markets: list[MarketId] = []
-    for part in text.split(","):
-        if part.strip():
-            market = parse_market(part)
-            if market not in markets:
-                markets.append(market)
-    return markets
+    return parse_list(text, parse_market)
 
 
 def split_pair(pair: str, quotes: Iterable[str] = KNOWN_QUOTES) -> tuple[str | None, str | None]:

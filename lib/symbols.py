@@ -6,7 +6,9 @@ upper-case.
 from __future__ import annotations
 
 import re
+from typing import Callable, TypeVar
 
+T = TypeVar("T")
 PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.\-_^=/]{0,31}$"
 SYMBOL = re.compile(PATTERN)
 
@@ -31,13 +33,19 @@ def parse_symbol(text: str) -> str:
     return symbol
 
 
-def parse_symbols(text: str) -> list[str]:
-    """A comma-separated list of symbols, upper-case, each once, in the order given (empty items skipped;
-    the list may come out empty). BadSymbol names the first that cannot be one."""
-    symbols: list[str] = []
+def parse_list(text: str, parse: Callable[[str], T]) -> list[T]:
+    """A comma-separated list, each item read by `parse`, each value once, in the order given (empty items
+    skipped: the list may come out empty). `parse`'s error for the first bad item is raised."""
+    values: list[T] = []
     for raw in text.split(","):
         if raw.strip():
-            symbol = parse_symbol(raw)
-            if symbol not in symbols:
-                symbols.append(symbol)
-    return symbols
+            value = parse(raw)
+            if value not in values:
+                values.append(value)
+    return values
+
+
+def parse_symbols(text: str) -> list[str]:
+    """A comma-separated list of symbols, upper-case (see `parse_list`); BadSymbol names the first that
+    cannot be one."""
+    return parse_list(text, parse_symbol)

@@ -1,26 +1,23 @@
-"""What /api/metrics must answer, computed independently with pandas from the bars a test stored.
+"""What /api/metrics must answer, computed from scratch from the bars a test stored.
 
-The service computes in SQL; these are the definitions: over the bars with as_of − window <= start <=
-as_of, the population standard deviation of the close (`std(ddof=0)`) and of the simple returns between
-consecutive bars (`pct_change()`, in percent); rank 1 is the highest figure, equal figures in exchange then
-symbol order, instruments without the figure last (exchange, symbol), unranked.
+The service computes in SQL; `lib.stats` holds the definitions (and is itself checked against pandas in
+tests/unit/test_stats.py): over the bars with as_of − window <= start <= as_of, the population standard
+deviation of the close and of the simple returns between consecutive bars (in percent); rank 1 is the
+highest figure, equal figures in exchange then symbol order, instruments without the figure last
+(exchange, symbol), unranked.
 """
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Sequence
 
 import pandas as pd
 import pytest
 
 import lib
+from lib import stats
 
 FIGURES = ("mean", "stdev", "volatility", "last_price")
-
-
-def _number(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def window(bars: Sequence[lib.Bar], as_of: dt.datetime, hours: int) -> pd.DataFrame:
@@ -34,11 +31,11 @@ def window(bars: Sequence[lib.Bar], as_of: dt.datetime, hours: int) -> pd.DataFr
 
 def figures(bars: Sequence[lib.Bar], as_of: dt.datetime, hours: int) -> dict:
     selected = window(bars, as_of, hours)
-    closes = selected.close
-    if closes.empty:
+    closes = [float(close) for close in selected.close]
+    if not closes:
         return {"points": 0, "mean": None, "stdev": None, "volatility": None, "last_price": None, "last_time": None}
-    return {"points": len(closes), "mean": float(closes.mean()), "stdev": float(closes.std(ddof=0)),
-            "volatility": _number(closes.pct_change().std(ddof=0) * 100), "last_price": float(closes.iloc[-1]),
+    return {"points": len(closes), "mean": stats.mean(closes), "stdev": stats.pstdev(closes),
+            "volatility": stats.volatility(closes), "last_price": closes[-1],
             "last_time": selected.ts.iloc[-1].isoformat(timespec="seconds") + "Z"}
 
 

@@ -63,3 +63,10 @@ def offline_context(*, upstreams=None, clock=None) -> ingest.FetchContext:
     from tests.conftest import base_settings
     return ingest.FetchContext(upstreams or Upstreams(base_settings()), NothingStored(),
                                clock or (lambda: dt.datetime.now(dt.timezone.utc)))
+
+
+def assert_bad_request(response, name: str) -> None:
+    """A 400 in the envelope whose message names `name`."""
+    assert response.status_code == 400, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["data"] is None and name in body["info"]["error"], body

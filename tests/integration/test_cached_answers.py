@@ -99,3 +99,20 @@ def test_cors_and_the_log_line_on_a_hit(sqlite_url, caplog):
     record = [r for r in caplog.records if r.name == "financial.requests"][-1]
     assert record.getMessage().startswith("GET /api/metrics 200 ")
     assert (record.request_id, record.status) == ("abc", 200)
+
+
+def test_a_miss_costs_one_lookup_then_one_store(loaded, client, monkeypatch):
+    """The layer hands what it found to the view: the cache is read once per request, hit or miss."""
+    with loaded.app_context():
+        backend = app_state().cache.backend
+    calls = []
+    for name in ("get", "get_many", "set"):
+        original = getattr(backend, name)
+        monkeypatch.setattr(backend, name, lambda *args, name=name, original=original, **kwargs: (
+            calls.append(name), original(*args, **kwargs))[1])
+    client.get(PUBLIC[0])  # a miss
+    reads = [call for call in calls if call != "set"]
+    assert len(reads) == 1 and calls.count("set") == 1
+    calls.clear()
+    assert client.get(PUBLIC[0]).status_code == 200  # a hit
+    assert len(calls) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
+import threading
 from dataclasses import replace
 
 import pytest
@@ -14,6 +16,7 @@ import get_raw_data
 import lib
 from financial import ingest, storage, upstreams as clients
 from financial.extensions import db
+from financial.ingest import scheduler
 from financial.ingest.sources.crypto import MarketTask, window_start
 from financial.models import Bar, Instrument, Ranking
 from lib.http import RetryPolicy
@@ -304,3 +307,17 @@ def test_crypto_arguments():
     assert isinstance(args, argparse.Namespace) and (args.request.crypto, args.request.interval) == (
         True, lib.Interval.MIN5)
     assert get_raw_data.parse_args([]).request.interval is lib.Interval.DAY
+
+
+def test_the_scheduler_keeps_its_clients_from_tick_to_tick(app_factory, upstreams):
+    """An exchange's market list is loaded once for the life of the scheduler, not once a tick."""
+    app = app_factory(exchange_base_urls=f"kraken={upstreams.servers[1].url}", exchange_min_interval=0.0)
+    request = ingest.IngestRequest(source="exchange", markets=(lib.parse_market("kraken:btcusd"),),
+                                   interval=lib.Interval.MIN1)
+    out = io.StringIO()
+    with app.app_context():
+        code = scheduler.run_every(1, request, app.config["SETTINGS"], threading.Event(), out=out, max_runs=2)
+    assert code == 0
+    assert out.getvalue().count("1 instruments: 1 ok, 0 failed") == 2
+    assert len(upstreams.kraken.calls("/AssetPairs")) == 1
+    assert len(upstreams.kraken.calls("/OHLC")) == 2

@@ -16,10 +16,11 @@ import pandas as pd
 import pytest
 
 import lib
+from lib import stats
 from financial.models import AssetClass
 from tests.fakes.coin_csv import coin_bars
 from tests.fakes.series import daily_bars, minute_bars
-from tests.seed import store, store_crypto, today_utc
+from tests.seed import assert_bad_request, store, store_crypto, today_utc
 
 KEYS = ["crypto", "symbol", "price", "24h", "7d", "1m", "24h-volume", "market-cap"]
 ORDER_BY = ["crypto", "symbol", "price", "24h", "7d", "1m", "24h-volume", "market-cap"]
@@ -68,7 +69,7 @@ def data(app) -> pd.DataFrame:
 
 
 def expected(data: pd.DataFrame, day: dt.date, *, symbols=None, order_by="market-cap", order_type="desc"):
-    """The dashboard per SPEC §5.D, computed here with pandas."""
+    """The dashboard from scratch: the rows selected and sorted with pandas, changes by `lib.stats`."""
     entries = []
     chosen = data if symbols is None else data[data.symbol.isin(symbols)]
     for (symbol, crypto), series in chosen.groupby(["symbol", "crypto"]):
@@ -83,9 +84,8 @@ def expected(data: pd.DataFrame, day: dt.date, *, symbols=None, order_by="market
                           "market-cap": None if pd.isna(last.cap) else last.cap})
             for key, days in CHANGES.items():
                 before = series[series.date <= day - dt.timedelta(days=days)].sort_values("date")
-                if not before.empty and before.iloc[-1].close != 0:
-                    reference = before.iloc[-1].close
-                    entry[key] = (last.close - reference) / reference * 100
+                if not before.empty:
+                    entry[key] = stats.percent_change(before.iloc[-1].close, last.close)
         entries.append(entry)
     if not entries:
         return []
@@ -268,10 +268,7 @@ def test_a_new_ingest_shows_at_once(client, app, data):
     ("symbol=BTC", "symbol"),
 ])
 def test_bad_parameters_are_400_naming_them(client, query, names):
-    response = client.get(f"/api/dashboard?{query}")
-    assert response.status_code == 400
-    body = response.get_json()
-    assert body["data"] is None and names in body["info"]["error"]
+    assert_bad_request(client.get(f"/api/dashboard?{query}"), names)
 
 
 @pytest.mark.parametrize("day", ["1000-02-01", "9999-12-30"])

@@ -15,7 +15,7 @@ import lib
 from lib import ExchangeClient, ExchangeSource, errors
 from lib.exchange import parse_base_urls, rebase_urls
 from lib.http import RetryPolicy
-from tests.fakes.exchanges import KRAKEN_CAP, FakeBinance, FakeKraken
+from tests.fakes.exchanges import KRAKEN_CAP, KRAKEN_PAIRS, FakeBinance, FakeKraken
 from tests.fakes.series import floor_time, minute_bars
 from tests.fakes.server import FakeServer
 
@@ -101,6 +101,24 @@ def test_binance_symbols(make_client, binance):
 def test_an_unlisted_pair_is_not_found(make_client, kraken):
     with pytest.raises(errors.NotFoundError, match=r"kraken: no spot market 'dogeusd' \(the exchange does not list"):
         make_client("kraken", kraken).market("dogeusd")
+
+
+def test_the_market_list_is_loaded_once_and_looked_at_again_for_a_new_pair(make_client, kraken, monkeypatch):
+    client = make_client("kraken", kraken)
+    pair_lists = lambda: len(kraken.fake.calls("/AssetPairs"))  # noqa: E731
+    assert (client.market("btcusd").pair, client.market("ethusd").pair) == ("btcusd", "ethusd")
+    assert pair_lists() == 1  # one load for every lookup
+    with pytest.raises(errors.NotFoundError):
+        client.market("dogeusd")
+    assert pair_lists() == 1  # a list younger than MARKETS_RECHECK is not loaded again for an unknown pair
+    # The exchange lists DOGE/USD; once the list is old enough, an unknown pair loads it again and finds it.
+    monkeypatch.setitem(KRAKEN_PAIRS, "XDGUSD", ("XDGUSD", "XDG/USD", "XXDG", "ZUSD", 7))
+    monkeypatch.setattr(lib.exchange, "MARKETS_RECHECK", 0.0)
+    assert client.market("dogeusd").base == "DOGE"
+    assert pair_lists() == 2
+    monkeypatch.setattr(lib.exchange, "MARKETS_MAX_AGE", 0.0)  # and a list older than MARKETS_MAX_AGE is renewed
+    client.market("btcusd")
+    assert pair_lists() == 3
 
 
 def test_an_unknown_exchange_is_not_found(make_client):

@@ -43,17 +43,24 @@ def through(proxy: TcpProxy, url: str) -> str:
     return sa.engine.make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
+def serving_ibm(settings):
+    """An app on `settings` with IBM's bars stored and their statistics answered (and so cached) once:
+    (app, its client, the bars, the statistics URL)."""
+    app = create_app(settings, process="test")
+    empty_tables(app)
+    bars = ibm_bars()
+    store(app, bars, "IBM")
+    client = app.test_client()
+    url = statistics_url(bars)
+    assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+    return app, client, bars, url
+
+
 @pytest.mark.parametrize("with_redis", [False, True], ids=["in-process cache", "redis"])
 def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis):
     with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
         settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url if with_redis else None)
-        app = create_app(settings, process="test")
-        empty_tables(app)
-        bars = ibm_bars()
-        store(app, bars, "IBM")
-        client = app.test_client()
-        cached = statistics_url(bars)
-        assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+        app, client, bars, cached = serving_ibm(settings)
 
         proxy.cut()
         uncached = client.get("/api/financial_data?symbol=IBM&limit=7")
@@ -82,13 +89,7 @@ def test_redis_goes_away_and_comes_back_without_serving_stale_figures(sqlite_url
     redis_port = int(REDIS_URL.split(":")[2].split("/")[0])
     with TcpProxy("127.0.0.1", redis_port) as proxy:
         settings = base_settings(database_url=sqlite_url, redis_url=f"redis://127.0.0.1:{proxy.port}/15")
-        app = create_app(settings, process="test")
-        empty_tables(app)
-        bars = ibm_bars()
-        store(app, bars, "IBM")
-        client = app.test_client()
-        url = statistics_url(bars)
-        assert client.get(url).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
+        app, client, bars, url = serving_ibm(settings)
 
         proxy.cut()
         started = time.monotonic()

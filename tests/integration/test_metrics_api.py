@@ -20,7 +20,7 @@ from financial.models import AssetClass, Bar
 from financial.services import metrics
 from tests import expected
 from tests.fakes.series import daily_bars, floor_time, minute_bars
-from tests.seed import store, store_crypto
+from tests.seed import assert_bad_request, store, store_crypto
 
 UTC = dt.timezone.utc
 MINUTE = lib.Interval.MIN1
@@ -184,9 +184,7 @@ def test_bad_parameters_are_400_naming_them(client, query, name):
         if name in ("rank_by", "limit", "page") and path != "/api/metrics":
             continue
         response = client.get(f"{path}?{query}")
-        assert response.status_code == 400, (path, query)
-        body = response.get_json()
-        assert body["data"] is None and name in body["info"]["error"]
+        assert_bad_request(response, name)
         assert "Traceback" not in response.get_data(as_text=True)
 
 

@@ -11,7 +11,7 @@ import lib
 from financial.models import AssetClass
 from tests.fakes.coin_csv import coin_bars
 from tests.fakes.series import daily_bars, minute_bars
-from tests.seed import store, today_utc
+from tests.seed import assert_bad_request, store, today_utc
 
 # (asset_class, exchange, symbol, name)
 INSTRUMENTS = [
@@ -134,7 +134,4 @@ def test_pages(client, instruments):
     ("q=btc", "q"),
 ])
 def test_bad_parameters_are_400_naming_them(client, query, names):
-    response = client.get(f"/api/search?{query}")
-    assert response.status_code == 400
-    body = response.get_json()
-    assert body["data"] is None and names in body["info"]["error"]
+    assert_bad_request(client.get(f"/api/search?{query}"), names)

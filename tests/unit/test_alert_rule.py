@@ -1,4 +1,4 @@
-"""The alert rule (SPEC §5.C) as a pure function, at its edges, against a reference written here with pandas
+"""The alert rule as a pure function, at its edges, against a reference written here with pandas
 from the rule's wording: latest value >= factor x the mean of the OTHER values of the window, with enough
 points, on fresh data. (The cooldown needs stored alerts: tests/integration/test_alerts.py.)"""
 from __future__ import annotations

@@ -261,3 +261,11 @@ def test_every_variable_is_documented():
     for variable in _VARIABLES:
         assert f"`{variable}`" in table, variable
         assert f"{variable}=" in example, variable
+
+
+def test_log_lines_are_redacted_like_lib_redacts_upstream_texts(caplog):
+    """One redaction for both: the logging filter also catches a key as a URL quotes it (percent-encoded)."""
+    from financial.logs import RedactingFilter
+    record = logging.makeLogRecord({"msg": "GET /query?apikey=%s failed; key %s", "args": ("K3Y%2B1%2F2", "K3Y+1/2")})
+    assert RedactingFilter(["K3Y+1/2", None]).filter(record)
+    assert record.getMessage() == "GET /query?apikey=*** failed; key ***"
