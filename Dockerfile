@@ -1,5 +1,5 @@
 # Multi-stage image of the market data tracker: the API (gunicorn) and the ingest command.
-# Build: docker build -t market-data-tracker .    Run: see docker-compose.prod.yml and README "Production".
+# Build: docker build -t market-data-tracker .    Run: see docker-compose.prod.yml and docs/operations.md.
 # The same pinned requirements.txt as `make install` (CI) installs, so a green CI means a buildable image.
 
 FROM python:3.11-slim AS build

@@ -1,4 +1,5 @@
-"""The container files run what the README documents, and the compose files are well-formed."""
+"""The container files run what the README and docs/operations.md document, and the compose files are
+well-formed."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import yaml
 from tests.conftest import missing_server
 
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
+DOCUMENTED = (ROOT / "README.md").read_text() + (ROOT / "docs" / "operations.md").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
@@ -28,7 +29,7 @@ def command(service: dict) -> str:
 def test_the_image_serves_the_documented_gunicorn_command():
     cmd = re.search(r'^CMD (\[.*\])$', DOCKERFILE, re.M).group(1)
     assert yaml.safe_load(cmd) == ["gunicorn", "-c", "conf/gunicorn.conf.py", "app:app"]
-    assert "gunicorn -c conf/gunicorn.conf.py app:app" in README
+    assert "gunicorn -c conf/gunicorn.conf.py app:app" in DOCUMENTED
     assert command(compose("docker-compose.prod.yml")["services"]["api"]) == "gunicorn -c conf/gunicorn.conf.py app:app"
 
 
@@ -42,11 +43,11 @@ def test_the_image_installs_the_pinned_requirements_that_ci_installs():
 def test_prod_compose_runs_the_documented_commands():
     services = compose("docker-compose.prod.yml")["services"]
     assert command(services["migrate"]) == "flask --app app db upgrade"
-    assert "flask --app app db upgrade" in README
+    assert "flask --app app db upgrade" in DOCUMENTED
     scheduler = command(services["scheduler"])
     assert scheduler.startswith("python get_raw_data.py --every 60")
     assert scheduler.replace("${TRACKED_MARKETS:-kraken:btcusd,kraken:ethusd}", "kraken:btcusd,kraken:ethusd") \
-        in README
+        in DOCUMENTED
     assert services["scheduler"]["deploy"]["replicas"] == 1
 
 
