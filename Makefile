@@ -30,6 +30,7 @@ audit: install
 
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.growth
 
 swagger: install
 	$(VENV)/bin/flask --app app export-swagger

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 
-from financial import caching, edge
+from financial import caching, database, edge
 from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
 from financial.edge.policy import Policy
 from financial.extensions import STATE, AppState, app_state, cache, db, migrate
@@ -27,10 +27,10 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     a database that cannot be opened for that raises `DatabaseUnavailable`."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    register_config(app, settings)
+    register_config(app, settings, process)
     register_proxy(app, settings)
     register_logging(app, settings, process)
-    register_extensions(app, settings)
+    register_extensions(app, settings, process)
     register_api(app)
     register_errorhandlers(app)
     register_edge(app)
@@ -46,12 +46,12 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     return app
 
 
-def register_config(app: Flask, settings: Settings) -> None:
+def register_config(app: Flask, settings: Settings, process: str) -> None:
     app.config.update(
         SETTINGS=settings,
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings),
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(settings, process),
         CACHE_DEFAULT_TIMEOUT=settings.cache_timeout,
         CACHE_KEY_PREFIX=settings.cache_key_prefix,
         RESTX_MASK_SWAGGER=False,
@@ -64,16 +64,6 @@ def register_config(app: Flask, settings: Settings) -> None:
                           CACHE_OPTIONS={"socket_timeout": 0.5, "socket_connect_timeout": 0.5})
     else:
         app.config.update(CACHE_TYPE="SimpleCache", CACHE_THRESHOLD=5000)
-
-
-def _engine_options(settings: Settings) -> dict[str, Any]:
-    # hide_parameters: a database error's text never quotes the values of its statement (e-mail addresses,
-    # password and token hashes), so logging one cannot leak them.
-    if settings.is_sqlite:
-        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
-    return {"pool_pre_ping": True, "pool_recycle": 1800, "pool_size": 5, "max_overflow": 10, "pool_timeout": 5,
-            "hide_parameters": True,
-            "connect_args": {"connect_timeout": 5, "read_timeout": 30, "write_timeout": 30, "charset": "utf8mb4"}}
 
 
 def register_proxy(app: Flask, settings: Settings) -> None:
@@ -91,13 +81,12 @@ def register_logging(app: Flask, settings: Settings, process: str) -> None:
     configure_logging(settings, process=process)
 
 
-def register_extensions(app: Flask, settings: Settings) -> None:
+def register_extensions(app: Flask, settings: Settings, process: str) -> None:
     db.init_app(app)
     cache.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
-    if settings.is_sqlite:
-        with app.app_context():
-            sa.event.listen(db.engine, "connect", _tune_sqlite)
+    with app.app_context():
+        database.install(db.engine, settings, process)
     app.extensions[STATE] = AppState(cache=caching.GenerationCache(app), policy=Policy(settings),
                                      login_limiter=LoginLimiter(settings.redis_url, settings.cache_key_prefix))
     _forget_connections_after_fork(app)
@@ -116,17 +105,6 @@ def _forget_connections_after_fork(app: Flask) -> None:
                 app_state(forked).cache.forget_connection()
 
     os.register_at_fork(after_in_child=reset)
-
-
-def _tune_sqlite(connection: Any, _record: Any) -> None:
-    # WAL lets the API read while an ingest writes; NORMAL sync is safe with WAL and much faster.
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA cache_size=-32768")  # 32 MB of pages (the default 2 MB slows bulk upserts)
-    cursor.close()
 
 
 class _NoSessions(SessionInterface):

@@ -32,11 +32,13 @@ from flask_caching.backends.rediscache import RedisCache as _FlaskRedisCache
 from redis.exceptions import RedisError
 
 from financial.extensions import cache, db
+from financial.near_cache import NearCache
 from financial.storage import state
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 GENERATION_KEY = "generation"
+FEED = "generations"  # the pub/sub channel that announces each new generation (financial.near_cache)
 INITIAL_GENERATION = "initial"  # that of a database no write has touched yet
 GENERATION_TTL = 5
 BACKOFF = 5.0
@@ -128,6 +130,10 @@ class GenerationCache:
         # shared copy from the database before trusting any entry (other processes have the TTL as bound).
         self.reconcile = False
         self.watch: SqliteGenerationWatch | None = None
+        self.near: NearCache | None = None
+        if self.shared:
+            self.near = NearCache(app.config["CACHE_REDIS_URL"], app.config.get("CACHE_KEY_PREFIX", "") + FEED,
+                                  options=app.config.get("CACHE_OPTIONS"))
         with app.app_context():
             url = db.engine.url
         if not self.shared and url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -155,7 +161,12 @@ class GenerationCache:
             return None
         try:
             if self.shared:
+                copy, token = self.near.get(key) if self.near else (None, None)
+                if copy is not None:
+                    return Lookup(key, None, copy)
                 generation, entry = self.backend.get_many(GENERATION_KEY, key)
+                if self.near and generation is not None and entry is not None and entry[0] == generation:
+                    self.near.put(key, entry[1], token)
             elif self.watch is not None:
                 generation, entry = self.watch.current(fallback=False), self.backend.get(key)
             else:
@@ -191,7 +202,7 @@ class GenerationCache:
         backend = self.backend
         if self.shared:
             if self.reconcile:
-                backend.set(GENERATION_KEY, _database_generation(), timeout=GENERATION_TTL)
+                self._set_generation(_database_generation())
                 self.reconcile = False
                 log.info("cache reachable again; data generation reconciled with the database")
             generation, entry = backend.get_many(GENERATION_KEY, key)
@@ -205,9 +216,19 @@ class GenerationCache:
     def _adopt_database_generation(self) -> str:
         """Copy the database's generation into the shared cache, unless a publisher got there first."""
         generation = _database_generation()
-        if not self.backend.add(GENERATION_KEY, generation, timeout=GENERATION_TTL):
+        if self.backend.add(GENERATION_KEY, generation, timeout=GENERATION_TTL):
+            self._announce(generation)
+        else:
             generation = self.backend.get(GENERATION_KEY) or generation
         return generation
+
+    def _set_generation(self, generation: str) -> None:
+        """Make `generation` the shared cache's current one, and announce it to every process's copies."""
+        self.backend.set(GENERATION_KEY, generation, timeout=GENERATION_TTL)
+        self._announce(generation)
+
+    def _announce(self, generation: str) -> None:
+        self.backend._write_client.publish(self.app.config.get("CACHE_KEY_PREFIX", "") + FEED, generation)
 
     def publish(self, generation: str) -> bool:
         """Make a committed generation current in the shared cache; False when the cache could not be told
@@ -215,7 +236,7 @@ class GenerationCache:
         if not self.shared:
             return True
         try:
-            self.backend.set(GENERATION_KEY, generation, timeout=GENERATION_TTL)
+            self._set_generation(generation)
             return True
         except _FAULTS as exc:
             log.warning("could not publish the new data generation to the cache: %s", exc)

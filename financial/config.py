@@ -76,6 +76,8 @@ class Settings:
     log_level: str = "INFO"
     log_dir: str | None = str(DATA_DIR / "log")
     auto_migrate: bool = True
+    statement_timeout: float = 10.0  # seconds a request's SQL statement may run
+    ingest_statement_timeout: float = 300.0  # seconds an ingest's SQL statement may run
     cors_origins: tuple[str, ...] = ()
 
     @property
@@ -227,6 +229,8 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "LOG_DIR": ("log_dir", _path_or_off),
     "AUTO_MIGRATE": ("auto_migrate", _flag),
+    "STATEMENT_TIMEOUT": ("statement_timeout", _number(float, 0.1, 3600)),
+    "INGEST_STATEMENT_TIMEOUT": ("ingest_statement_timeout", _number(float, 0.1, 86400)),
     "CORS_ORIGINS": ("cors_origins", _origins),
 }
 

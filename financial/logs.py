@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from financial.config import Settings
-from lib.http import redact
+from lib.http import Redactor
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -27,11 +27,11 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         super().__init__()
-        self.secrets = [s for s in secrets if s]
+        self.redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
-            record.msg, record.args = redact(record.getMessage(), self.secrets), ()
+        if self.redact.spellings:
+            record.msg, record.args = self.redact(record.getMessage()), ()
         return True
 
 

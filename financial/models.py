@@ -78,6 +78,33 @@ class Bar(Base):
     market_cap: Mapped[float | None] = mapped_column(Double)
 
 
+class BarRollup(Base):
+    """The sufficient statistics of one hour of one intraday series, kept in the transaction that writes its
+    bars, so that figures over long windows combine whole hours instead of reading every minute.
+
+    Of the closes: `points`, their `mean` and `m2` (the sum of squared deviations from that mean); the first
+    and last bar's time and close. Of the simple returns between consecutive bars inside the hour (a zero
+    previous close gives none): `returns`, `return_mean`, `return_m2` (null without returns).
+    """
+
+    __tablename__ = "bar_rollups"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
+    interval: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)  # the hour's start
+    points: Mapped[int] = mapped_column()
+    mean: Mapped[float] = mapped_column(Double)
+    m2: Mapped[float] = mapped_column(Double)
+    first_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    first_close: Mapped[float] = mapped_column(Double)
+    last_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_close: Mapped[float] = mapped_column(Double)
+    returns: Mapped[int] = mapped_column()
+    return_mean: Mapped[float | None] = mapped_column(Double)
+    return_m2: Mapped[float | None] = mapped_column(Double)
+
+
 class ServiceState(Base):
     """Small named values shared by every process, such as the data generation that tags cache entries."""
 

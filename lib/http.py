@@ -26,17 +26,29 @@ DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 USER_AGENT = "market-data-tracker/1.0 (+https://github.com/)"
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every secret that occurs in `text` by `***` (upstreams quote API keys back at us).
+class Redactor:
+    """Replaces every secret that occurs in a text by `***` (upstreams quote API keys back at us).
 
     URL-encoded spellings are replaced too: error texts quote request URLs, where a key with `+`, `/` or
-    spaces appears percent-encoded.
+    spaces appears percent-encoded. The spellings are worked out once, since log lines are redacted by
+    the same redactor, line after line. Secrets shorter than 3 characters would match everywhere: ignored.
     """
-    for secret in secrets:
-        if secret and len(secret) >= 3:
-            for spelling in sorted({secret, quote_plus(secret), quote(secret, safe="")}, key=len, reverse=True):
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        spellings = {spelling for secret in secrets if secret and len(secret) >= 3
+                     for spelling in (secret, quote_plus(secret), quote(secret, safe=""))}
+        self.spellings = sorted(spellings, key=len, reverse=True)  # a longer spelling may contain a shorter
+
+    def __call__(self, text: str) -> str:
+        for spelling in self.spellings:
+            if spelling in text:
                 text = text.replace(spelling, "***")
-    return text
+        return text
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with every secret in it replaced by `***` (see Redactor)."""
+    return Redactor(secrets)(text)
 
 
 class RateLimiter:
@@ -119,16 +131,13 @@ class HttpClient:
         self.timeout = timeout
         self.retry = retry
         self.limiter = RateLimiter(min_interval, sleep=sleep)
-        self.secrets = [s for s in secrets if s]
+        self.redact = Redactor(secrets)
         self._sleep = sleep
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
 
     def close(self) -> None:
         if self._owns_session:
             self.session.close()
-
-    def redact(self, text: str) -> str:
-        return redact(text, self.secrets)
 
     def get(self, path: str, params: Mapping[str, Any] | None = None, *,
             check: Callable[[Response], Any], symbol: str = "") -> Any:

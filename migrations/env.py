@@ -2,6 +2,8 @@
 from alembic import context
 from flask import current_app
 
+from financial.database import lift_statement_timeout
+
 config = context.config
 target_db = current_app.extensions["migrate"].db
 
@@ -17,11 +19,15 @@ def run_migrations_offline():
 def run_migrations_online():
     engine = target_db.engine
     with engine.connect() as connection:
+        # A migration may run long (0004 summarises every stored bar): no statement timeout on this
+        # connection, which is then discarded rather than returned to the pool.
+        lift_statement_timeout(connection)
         # Flask-Migrate's defaults: compare_type and render_as_batch (ALTERs that SQLite can run).
         context.configure(connection=connection, target_metadata=target_db.metadata,
                           **current_app.extensions["migrate"].configure_args)
         with context.begin_transaction():
             context.run_migrations()
+        connection.invalidate()
 
 
 if context.is_offline_mode():

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -20,7 +21,7 @@ def store(app, bars: Sequence[lib.Bar], symbol: str, *, interval: lib.Interval =
           base: str | None = None, quote: str | None = None) -> int:
     spec = ingest.InstrumentSpec(asset_class, symbol, exchange=exchange, name=name, base=base, quote=quote)
     with app.app_context():
-        return ingest.store_series(ingest.Series(spec, interval, list(bars)))
+        return ingest.store_series(ingest.Series(spec, interval, list(bars))).rows
 
 
 def store_crypto(app, bars: Sequence[lib.Bar], exchange: str, pair: str, **kwargs) -> int:
@@ -70,3 +71,26 @@ def assert_bad_request(response, name: str) -> None:
     assert response.status_code == 400, response.get_data(as_text=True)
     body = response.get_json()
     assert body["data"] is None and name in body["info"]["error"], body
+
+
+@dataclass(frozen=True)
+class HandMadeTask:
+    """An ingest task whose fetch returns given bars or raises a given error, and records that it was called."""
+
+    instrument: ingest.InstrumentSpec
+    interval: lib.Interval
+    bars: Any = None
+    error: Exception | None = None
+    upstream: str = "test"
+    note: str = ""
+    calls: list = field(default_factory=list, compare=False)
+
+    @property
+    def label(self) -> str:
+        return self.instrument.symbol
+
+    def fetch(self, context):
+        self.calls.append(self.label)
+        if self.error is not None:
+            raise self.error
+        return ingest.Series(self.instrument, self.interval, list(self.bars), self.note)

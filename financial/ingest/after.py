@@ -38,13 +38,13 @@ class AfterRun:
 
 
 def prune_intraday_bars(retention: dt.timedelta, *, now: dt.datetime | None = None, batch_size: int = bars.BATCH,
-                        on_batch: Callable[[int], None] | None = None) -> int:
+                        on_batch: Callable[[int], None] | None = None, touched: set[int] | None = None) -> int:
     """Delete intraday bars older than `retention` before `now`, then give the data a new generation if
-    anything went."""
+    anything went; the instruments that lost bars are added to `touched`."""
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff = (now - retention).astimezone(dt.timezone.utc).replace(tzinfo=None)
     intraday = [interval for interval in lib.Interval if interval.is_intraday]
-    deleted = bars.prune(db.engine, intraday, cutoff, batch_size=batch_size, on_batch=on_batch)
+    deleted = bars.prune(db.engine, intraday, cutoff, batch_size=batch_size, on_batch=on_batch, touched=touched)
     if deleted:
         with unit_of_work(changes_data=True):
             pass
@@ -56,15 +56,19 @@ def finish(report: Report, after: AfterRun = AfterRun(), *, progress: Progress =
     """Run the steps `after` asks for, as of `now`, and add their outcomes to `report`."""
     now = now or dt.datetime.now(dt.timezone.utc)
     retention_days = after.retention.days if after.retention is not None else 0
+    # The steps look again at what the run changed, when the report knows it (None: at everything).
+    changed = report.changed
     steps: list[tuple[str, Callable[[], int]]] = []
     if after.retention is not None:
         retention = after.retention
-        steps.append(("(retention)", lambda: prune_intraday_bars(retention, now=now)))
+        steps.append(("(retention)", lambda: prune_intraday_bars(retention, now=now, touched=changed)))
     if after.rankings:
-        steps.append(("(rankings)", lambda: metrics.refresh_rankings(now=now)))
+        steps.append(("(rankings)", lambda: metrics.refresh_rankings(now=now, changed=changed)))
     if after.alerts:
+        fresh = None if changed is None else set(changed)  # markets with new bars: not those only pruned
+
         def alert_step() -> int:
-            report.alerts = alerts.run(current_settings(), now)
+            report.alerts = alerts.run(current_settings(), now, markets=fresh)
             if report.alerts.failed:
                 progress(f"alerts: {report.alerts.failed} e-mail(s) not sent; the next run retries them")
             return report.alerts.raised

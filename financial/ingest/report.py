@@ -24,6 +24,7 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     quota_spent: bool = False  # the upstream said its daily quota is spent: call it no more this run
+    instrument_id: int | None = None  # the instrument whose bars were stored
 
 
 @dataclass
@@ -31,6 +32,14 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     steps: list[Outcome] = field(default_factory=list)  # what follows the instruments: retention, rankings, alerts
     alerts: Summary | None = None  # alerts raised and e-mails sent, after a minute ingest
+    # The instruments whose bars the run wrote or deleted, which the after-run steps look at again; None when
+    # not known (a report made by hand), which has them look at every instrument.
+    changed: set[int] | None = None
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.instrument_id is not None and self.changed is not None:
+            self.changed.add(outcome.instrument_id)
 
     @property
     def ok(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,13 +50,19 @@ class DatabaseView:
                 Instrument.symbol == instrument.symbol))
 
 
-def store_series(series: Series) -> int:
+class StoredSeries(NamedTuple):
+    instrument_id: int
+    rows: int
+
+
+def store_series(series: Series) -> StoredSeries:
     """Write one instrument's bars in one transaction and make them visible to every reader."""
     spec = series.instrument
     with unit_of_work(changes_data=True) as work:
         instrument = instruments.get_or_create(work.session, spec.asset_class, spec.symbol, exchange=spec.exchange,
                                                base=spec.base, quote=spec.quote, name=spec.name)
-        return bars.upsert(work.session, bars.rows(instrument.id, series.interval, series.bars))
+        rows = bars.upsert(work.session, bars.rows(instrument.id, series.interval, series.bars))
+        return StoredSeries(instrument.id, rows)
 
 
 def run(tasks: Iterable[Task], *, upstreams: Upstreams | None = None, clock: Callable[[], dt.datetime] = utc_clock,
@@ -66,7 +72,7 @@ def run(tasks: Iterable[Task], *, upstreams: Upstreams | None = None, clock: Cal
     tasks = list(tasks)
     owned = upstreams is None
     context = FetchContext(upstreams or Upstreams(current_settings()), DatabaseView(db.engine), clock)
-    report = Report()
+    report = Report(changed=set())
     spent: set[str] = set()
     try:
         for number, task in enumerate(tasks, 1):
@@ -79,7 +85,7 @@ def run(tasks: Iterable[Task], *, upstreams: Upstreams | None = None, clock: Cal
                 if outcome.quota_spent:
                     spent.add(task.upstream)
             outcome.seconds = time.monotonic() - started
-            report.outcomes.append(outcome)
+            report.add(outcome)
             log.info("ingest %s: %s, %d rows in %.2fs %s", outcome.label, outcome.status, outcome.rows,
                      outcome.seconds, outcome.detail,
                      extra={"symbol": outcome.label, "status": outcome.status, "rows": outcome.rows,
@@ -99,8 +105,10 @@ def run_one(task: Task, context: FetchContext) -> Outcome:
         series = task.fetch(context)
         if not series.bars and not series.note:
             return Outcome(task.label, "failed", detail="the upstream returned no bars")
-        rows = store_series(series) if series.bars else 0
-        return Outcome(task.label, "ok", rows, series.note)
+        if not series.bars:
+            return Outcome(task.label, "ok", 0, series.note)
+        stored = store_series(series)
+        return Outcome(task.label, "ok", stored.rows, series.note, instrument_id=stored.instrument_id)
     except lib.errors.ConfigurationError:
         raise
     except lib.QuotaExhaustedError as exc:

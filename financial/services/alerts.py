@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from itertools import groupby
-from typing import Sequence
+from typing import Collection, Sequence
 
 from financial.config import Settings
 from financial.mail import Mailer, MailError
@@ -124,24 +124,28 @@ class Summary:
         return f"alerts: {self.raised} raised; {mail}"
 
 
-def run(settings: Settings, now: dt.datetime) -> Summary:
-    """The post-ingest step: raise the alerts due at `now` (naive or aware UTC), then send the e-mails due."""
+def run(settings: Settings, now: dt.datetime, *, markets: Collection[int] | None = None) -> Summary:
+    """The post-ingest step: raise the alerts due at `now` (naive or aware UTC) for `markets` (the instruments
+    that got new bars; None: every crypto market), then send the e-mails due."""
     if now.tzinfo is not None:
         now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     now = now.replace(microsecond=0)  # as stored: MySQL's DATETIME keeps whole seconds
-    summary = Summary(raised=len(raise_alerts(Rule.from_settings(settings), now, email=bool(settings.smtp_host))),
-                      email=bool(settings.smtp_host))
+    raised = raise_alerts(Rule.from_settings(settings), now, email=bool(settings.smtp_host), markets=markets)
+    summary = Summary(raised=len(raised), email=bool(settings.smtp_host))
     if settings.smtp_host:
         summary.sent, summary.failed = deliver(settings, now)
     return summary
 
 
-def raise_alerts(rule: Rule, now: dt.datetime, *, email: bool) -> list[int]:
-    """Store the alerts the rule raises at `now` (with one pending delivery per watcher when `email`);
-    returns their ids."""
+def raise_alerts(rule: Rule, now: dt.datetime, *, email: bool, markets: Collection[int] | None = None) -> list[int]:
+    """Store the alerts the rule raises at `now` for `markets` (None: every crypto market), with one pending
+    delivery per watcher when `email`; returns their ids."""
+    if markets is not None and not markets:
+        return []
     with unit_of_work() as work:
         session = work.session
-        rows = storage.recent_crypto_bars(session, INTERVAL, now - rule.reach, now)
+        rows = storage.recent_crypto_bars(session, INTERVAL, now - rule.reach, now,
+                                          instrument_ids=None if markets is None else sorted(markets))
         cooling = storage.alerted_since(session, now - dt.timedelta(minutes=rule.cooldown_minutes))
         raised = []
         for instrument_id, bars in groupby(rows, key=lambda row: row.instrument_id):

@@ -16,23 +16,26 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
 from sqlalchemy.orm import Session
 
 from financial.errors import NotFound
 from financial.extensions import db_session
-from financial.models import utcnow
+from financial.models import Ranking, utcnow
 from financial.paging import Page
 from financial.storage import instruments, metrics as storage
 from financial.storage.instruments import Identity
 from financial.transactions import unit_of_work
 
 STANDARD_WINDOWS = {24: "24h", 7 * 24: "7d", 30 * 24: "30d"}  # hours → their usual spelling
+# An instrument without new bars keeps its figures for this long; then the window that moved on is measured.
+REFRESH_AFTER = dt.timedelta(hours=1)
 MAX_WINDOW_HOURS = 366 * 24
 RANK_BY = ("stdev", "volatility")
 FIGURES = ("interval", "points", "mean", "stdev", "volatility", "last_price", "last_time", "rank_stdev",
            "rank_volatility")
+RANKING_COLUMNS = ("window_hours", "instrument_id", *FIGURES, "as_of")
 _WINDOW = re.compile(r"^([1-9][0-9]{0,5})([hd])$")
 
 
@@ -94,18 +97,44 @@ def rank(rows: list[dict[str, Any]], identities: dict[int, Identity]) -> list[di
     return rows
 
 
-def refresh_rankings(now: dt.datetime | None = None) -> int:
-    """Compute the standard windows as of `now` and store them in place of the previous ones, with a new
-    data generation (so no cache serves the old ranking). Called once per ingest; returns the rows stored."""
+def refresh_rankings(now: dt.datetime | None = None, *, changed: Collection[int] | None = None) -> int:
+    """Compute the standard windows as of `now` and store them with a new data generation (so no cache serves
+    the old ranking); called once per ingest. Returns the rows recomputed.
+
+    With `changed` (the instruments whose bars the ingest wrote or deleted), only those are recomputed, with
+    the instruments that have no stored figures yet and those whose figures are older than REFRESH_AFTER;
+    the others keep theirs (each row keeps the `as_of` it was computed at), and all are ranked again. Without
+    it, every instrument is recomputed.
+    """
     # Whole seconds: MySQL's DATETIME keeps no fraction, and the stored as_of must be the one computed with.
     as_of = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     with unit_of_work(changes_data=True) as work:
         session = work.session
         finest = instruments.finest_intervals(session)
         identities = instruments.identities(session)
-        rows = [row for hours in STANDARD_WINDOWS for row in rank(compute(session, hours, as_of, finest), identities)]
+        stored = [] if changed is None else storage.rankings(session)
+        due = set(finest) if changed is None else _due(set(changed), stored, finest, as_of - REFRESH_AFTER)
+        kept = [{column: getattr(row, column) for column in RANKING_COLUMNS} for row in stored
+                if row.instrument_id in finest and row.instrument_id not in due]
+        rows = []
+        for hours in STANDARD_WINDOWS:
+            fresh = compute(session, hours, as_of, {key: finest[key] for key in due})
+            rows += rank([row for row in kept if row["window_hours"] == hours] + fresh, identities)
         storage.replace_rankings(session, rows)
-    return len(rows)
+    return len(due) * len(STANDARD_WINDOWS)
+
+
+def _due(changed: set[int], stored: list[Ranking], finest: dict[int, str | None],
+         stale_before: dt.datetime) -> set[int]:
+    """The instruments whose figures must be computed again: changed, without figures for every standard
+    window, measured on another interval than they now have, or computed before `stale_before`."""
+    windows: dict[int, set[int]] = {}
+    due = {instrument_id for instrument_id in changed if instrument_id in finest}
+    for row in stored:
+        windows.setdefault(row.instrument_id, set()).add(row.window_hours)
+        if row.instrument_id in finest and (row.as_of < stale_before or row.interval != finest[row.instrument_id]):
+            due.add(row.instrument_id)
+    return due | {instrument_id for instrument_id in finest if windows.get(instrument_id) != set(STANDARD_WINDOWS)}
 
 
 # -- reading (the API) ------------------------------------------------------------------------------
@@ -170,6 +199,16 @@ def metric(instrument_id: int, *, window: int, rank_by: str = "stdev") -> dict[s
     raise NotFound(f"no tracked instrument with id {instrument_id}")
 
 
+def _as_of(session: Session, instrument_id: int, window_hours: int) -> dt.datetime:
+    """Where the window of one instrument's figures ends: the moment its stored figures were computed (a
+    standard window), else the last ingest's (a window computed on demand)."""
+    if window_hours in STANDARD_WINDOWS:
+        for row in storage.rankings(session, window_hours):
+            if row.instrument_id == instrument_id:
+                return row.as_of
+    return storage.rankings_as_of(session) or utcnow()
+
+
 def prices(instrument_id: int, page: Page, *, window: int) -> tuple[list[dict[str, Any]], int]:
     """The window's closes of one instrument on its finest interval, oldest first, and how many there are."""
     session = db_session()
@@ -179,7 +218,7 @@ def prices(instrument_id: int, page: Page, *, window: int) -> tuple[list[dict[st
     interval = finest[instrument_id]
     if interval is None:
         return [], 0
-    end = storage.rankings_as_of(session) or utcnow()
+    end = _as_of(session, instrument_id, window)
     start = end - dt.timedelta(hours=window)
     count = storage.count_window_prices(session, instrument_id, interval, start, end)
     rows = []

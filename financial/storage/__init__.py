@@ -8,6 +8,7 @@ query), never bare `sa.Row`s read by label.
     dialect      native upserts and the hand-rendered literals of the bulk bar path
     instruments  instruments: identity, creation, search, finest stored interval
     bars         bar upserts, retention pruning, a series' bars
+    rollups      hourly sufficient statistics of intraday series, kept with their bars
     stocks       system A: daily stock records and their averages
     metrics      system B: figures over a window, the stored rankings
     dashboard    system D: daily changes per instrument
@@ -16,8 +17,8 @@ query), never bare `sa.Row`s read by label.
     alerts       alerts and their e-mail deliveries
     state        the data generation that tags cache entries
 """
-from financial.storage import (accounts, alerts, bars, dashboard, dialect, instruments, metrics, state, stocks,
-                               watchlists)
+from financial.storage import (accounts, alerts, bars, dashboard, dialect, instruments, metrics, rollups, state,
+                               stocks, watchlists)
 
-__all__ = ["accounts", "alerts", "bars", "dashboard", "dialect", "instruments", "metrics", "state", "stocks",
-           "watchlists"]
+__all__ = ["accounts", "alerts", "bars", "dashboard", "dialect", "instruments", "metrics", "rollups", "state",
+           "stocks", "watchlists"]

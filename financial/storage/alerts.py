@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -50,13 +50,17 @@ class DeliveryDetails(NamedTuple):
     name: str | None
 
 
-def recent_crypto_bars(session: Session, interval: str, start: dt.datetime, end: dt.datetime) -> list[RecentBar]:
-    """Every crypto market's bars with start < ts <= end, by market and time (a short range of the
-    (interval, ts) index)."""
+def recent_crypto_bars(session: Session, interval: str, start: dt.datetime, end: dt.datetime, *,
+                       instrument_ids: Sequence[int] | None = None) -> list[RecentBar]:
+    """The bars with start < ts <= end of the given crypto markets (of every one, without them), by market
+    and time. With the markets, each is one short range of the primary key, bounded by the time on both
+    sides; without, a short range of the (interval, ts) index."""
+    conditions = [Instrument.asset_class == AssetClass.CRYPTO, Bar.interval == interval, Bar.ts > start,
+                  Bar.ts <= end]
+    if instrument_ids is not None:
+        conditions.append(Bar.instrument_id.in_(list(instrument_ids)))
     query = (sa.select(Bar.instrument_id, Bar.ts, Bar.close, Bar.volume)
-             .join(Instrument, Instrument.id == Bar.instrument_id)
-             .where(Instrument.asset_class == AssetClass.CRYPTO, Bar.interval == interval, Bar.ts > start,
-                    Bar.ts <= end)
+             .join(Instrument, Instrument.id == Bar.instrument_id).where(*conditions)
              .order_by(Bar.instrument_id, Bar.ts))
     return [RecentBar._make(row) for row in session.execute(query)]
 

@@ -1,7 +1,8 @@
 """Bars: the one table of every series, keyed by (instrument, interval, ts), in naive UTC.
 
 Upserts are native to each dialect (a re-ingest adds nothing twice and updates corrected figures);
-retention deletes old intraday bars in short transactions.
+retention deletes old intraday bars in short transactions. Both keep the hourly rollups of the series they
+touch in step, in the same transaction (`storage.rollups`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 import lib
 from financial.models import AssetClass, Bar, Instrument
-from financial.storage import dialect
+from financial.storage import dialect, rollups
 
 BATCH = 5000
 KEY = ("instrument_id", "interval", "ts")
@@ -57,10 +58,19 @@ def rows(instrument_id: int, interval: lib.Interval | str, bars: Iterable[lib.Ba
 
 
 def upsert(session: Session, bar_rows: Sequence[dict[str, Any]], *, batch_size: int = BATCH) -> int:
-    """Insert or update bar rows (see `rows`) by their (instrument, interval, ts) key; returns the count."""
-    if bar_rows:
-        stmt = dialect.upsert(session, Bar, KEY, _UPDATE)
-        dialect.execute_in_batches(session.connection(), stmt, bar_rows, batch_size)
+    """Insert or update bar rows (see `rows`) by their (instrument, interval, ts) key, and re-summarise the
+    hours they fall in; returns the count."""
+    if not bar_rows:
+        return 0
+    connection = session.connection()
+    dialect.execute_in_batches(connection, dialect.upsert(session, Bar, KEY, _UPDATE), bar_rows, batch_size)
+    spans: dict[tuple[int, str], tuple[dt.datetime, dt.datetime]] = {}
+    for row in bar_rows:
+        series, ts = (row["instrument_id"], row["interval"]), row["ts"]
+        first, last = spans.get(series, (ts, ts))
+        spans[series] = (min(first, ts), max(last, ts))
+    for (instrument_id, interval), (first, last) in spans.items():
+        rollups.after_writing(connection, instrument_id, interval, first, last)
     return len(bar_rows)
 
 
@@ -84,31 +94,41 @@ def candles(session: Session, instrument_id: int, interval: str, start: dt.datet
 
 
 def prune(engine: sa.Engine, intervals: Iterable[lib.Interval | str], before: dt.datetime, *,
-          batch_size: int = BATCH, on_batch: Callable[[int], None] | None = None) -> int:
+          batch_size: int = BATCH, on_batch: Callable[[int], None] | None = None,
+          touched: set[int] | None = None) -> int:
     """Delete the bars of `intervals` older than `before` (naive UTC), a batch per short transaction.
 
     Unlike the other functions of the storage it commits, batch by batch: that is its point. Each batch
     is one primary-key range of one series (instrument, interval), bounded by the batch's last timestamp,
     so it needs no DELETE ... LIMIT (which SQLite lacks) and locks only the rows it removes; readers go on
     reading (MVCC on InnoDB, WAL on SQLite) and an ingest waits at most one batch for its turn to write.
-    `on_batch(rows)` is called after each commit. Returns how many rows were deleted.
+    `on_batch(rows)` is called after each commit; the instruments that lost bars are added to `touched`.
+    Returns how many rows were deleted.
     """
     names = [str(interval) for interval in intervals]
     with engine.connect() as connection:
-        instrument_ids = list(connection.scalars(sa.select(Instrument.id).order_by(Instrument.id)))
+        # The series that have anything to delete, from the (interval, ts) index: it reads only the old
+        # rows, so a run with little to prune costs little, however many series there are.
+        old = connection.execute(
+            sa.select(Bar.instrument_id, Bar.interval).where(Bar.interval.in_(names), Bar.ts < before)
+            .distinct().order_by(Bar.instrument_id, Bar.interval)).all()
     deleted = 0
-    for instrument_id in instrument_ids:
-        for interval in names:
-            series = [Bar.instrument_id == instrument_id, Bar.interval == interval]
-            while True:
-                with engine.begin() as connection:
-                    boundary = connection.scalar(sa.select(Bar.ts).where(*series, Bar.ts < before).order_by(Bar.ts)
-                                                 .limit(1).offset(batch_size - 1))
-                    last = Bar.ts <= boundary if boundary is not None else Bar.ts < before
-                    removed = dialect.rowcount(connection.execute(sa.delete(Bar).where(*series, last)))
-                deleted += removed
-                if removed and on_batch is not None:
-                    on_batch(removed)
-                if boundary is None:
-                    break
+    for instrument_id, interval in old:
+        series = [Bar.instrument_id == instrument_id, Bar.interval == interval]
+        while True:
+            with engine.begin() as connection:
+                boundary = connection.scalar(sa.select(Bar.ts).where(*series, Bar.ts < before).order_by(Bar.ts)
+                                             .limit(1).offset(batch_size - 1))
+                last = Bar.ts <= boundary if boundary is not None else Bar.ts < before
+                removed = dialect.rowcount(connection.execute(sa.delete(Bar).where(*series, last)))
+                if removed:
+                    rollups.after_pruning(connection, instrument_id, interval,
+                                          boundary if boundary is not None else before)
+            deleted += removed
+            if removed and touched is not None:
+                touched.add(instrument_id)
+            if removed and on_batch is not None:
+                on_batch(removed)
+            if boundary is None:
+                break
     return deleted

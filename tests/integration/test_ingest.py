@@ -1,7 +1,5 @@
 """financial.ingest.run with hand-made tasks, on both stacks: isolation, atomicity, coalescing, the report."""
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +10,7 @@ from financial.extensions import db
 from financial.ingest.sources.alphavantage import StockTask
 from financial.upstreams import Upstreams
 from tests.conftest import base_settings
+from tests.seed import HandMadeTask
 from financial.models import AssetClass, Bar, Instrument
 from tests.fakes.series import daily_bars, minute_bars
 
@@ -22,26 +21,9 @@ def spec(symbol):
     return ingest.InstrumentSpec(AssetClass.STOCK, symbol)
 
 
-@dataclass(frozen=True)
-class HandMadeTask:
-    """A task whose fetch returns given bars or raises a given error, and records that it was called."""
-
-    label: str
-    bars: Any = None
-    error: Exception | None = None
-    upstream: str = "test"
-    note: str = ""
-    calls: list = field(default_factory=list, compare=False)
-
-    def fetch(self, context):
-        self.calls.append(self.label)
-        if self.error is not None:
-            raise self.error
-        return ingest.Series(spec(self.label), lib.Interval.DAY, list(self.bars), self.note)
-
-
 def task(symbol, bars=None, *, error=None, source="test", note="", calls=None):
-    return HandMadeTask(symbol, bars, error, source, note, calls if calls is not None else [])
+    return HandMadeTask(spec(symbol), lib.Interval.DAY, bars, error, source, note,
+                        calls if calls is not None else [])
 
 
 def stored(app, symbol):

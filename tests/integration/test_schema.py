@@ -15,13 +15,13 @@ import lib
 from financial import create_app, ingest
 from financial.extensions import db
 from financial.locks import LockBusy, exclusive, mysql_lock_name
-from financial.models import AssetClass
+from financial.models import AssetClass, BarRollup
 from tests.conftest import MYSQL_ADMIN_URL, MYSQL_HOST, MYSQL_PORT, _reachable, base_settings, env_for, missing_server
 from tests.fakes.series import daily_bars, minute_bars
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"instruments", "bars", "service_state", "rankings", "alembic_version", "users", "auth_tokens",
-          "watchlist_entries", "alerts", "alert_deliveries"}
+          "watchlist_entries", "alerts", "alert_deliveries", "bar_rollups"}
 ACCOUNT_TABLES = {"users", "auth_tokens", "watchlist_entries", "alerts", "alert_deliveries"}
 DEMO_COINS = sorted((ROOT / "data" / "fixtures" / "csv").glob("*.csv"))
 DEMO_INSTRUMENTS = 2 + 4 + len(DEMO_COINS)  # IBM and AAPL, four crypto markets, the sample coins
@@ -129,9 +129,32 @@ def test_the_accounts_migration_goes_down_and_up_again(fresh_url):
             assert revision == "0002" and not tables & ACCOUNT_TABLES and "rankings" in tables
             upgrade(directory=str(ROOT / "migrations"))
             revision, tables, _ = schema_state(fresh_url)
-            assert revision == head() == "0003" and TABLES <= tables
+            assert revision == head() == "0004" and TABLES <= tables
     finally:
         with app.app_context():
+            db.engine.dispose()
+
+
+def test_the_rollups_migration_builds_the_rollups_of_the_bars_already_stored(fresh_url):
+    """Migration 0004 on a database with minute bars: the rollups it builds are those the write path keeps."""
+    from flask_migrate import downgrade, upgrade
+    app = create_app(base_settings(database_url=fresh_url), process="test")
+    bars = minute_bars("btc", end=dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.timezone.utc), count=300, start_price=600)
+    rollup_columns = [column for column in BarRollup.__table__.columns]
+    try:
+        with app.app_context():
+            ingest.store_series(ingest.Series(ingest.InstrumentSpec(AssetClass.CRYPTO, "btcusd", exchange="kraken"),
+                                              lib.Interval.MIN1, bars))
+            written = db.session.execute(sa.select(*rollup_columns).order_by(BarRollup.bucket)).all()
+            db.session.rollback()
+            assert len(written) == 6  # 300 minutes ending at 03:04 span six hours
+            downgrade(directory=str(ROOT / "migrations"), revision="0003")
+            assert "bar_rollups" not in schema_state(fresh_url)[1]
+            upgrade(directory=str(ROOT / "migrations"))
+            assert db.session.execute(sa.select(*rollup_columns).order_by(BarRollup.bucket)).all() == written
+    finally:
+        with app.app_context():
+            db.session.remove()
             db.engine.dispose()
 
 
