@@ -163,10 +163,10 @@ class GenerationCache:
             if self.shared:
                 copy, token = self.near.get(key) if self.near else (None, None)
                 if copy is not None:
-                    return Lookup(key, None, copy)
+                    return Lookup(key, *copy)
                 generation, entry = self.backend.get_many(GENERATION_KEY, key)
                 if self.near and generation is not None and entry is not None and entry[0] == generation:
-                    self.near.put(key, entry[1], token)
+                    self.near.put(key, entry, token)
             elif self.watch is not None:
                 generation, entry = self.watch.current(fallback=False), self.backend.get(key)
             else:

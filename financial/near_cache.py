@@ -33,20 +33,21 @@ MAX_AGE = 1.0
 MAX_ENTRIES = 4096
 MAX_BYTES = 64 * 1024 * 1024
 RETRY_AFTER = 5.0  # seconds before subscribing again after a failure
+Entry = tuple[str, bytes]  # (the generation it was computed under, the answer)
 
 
 class NearCache:
     def __init__(self, redis_url: str, channel: str, *, options: dict[str, Any] | None = None) -> None:
         self.redis_url, self.channel, self.options = redis_url, channel, dict(options or {})
         self._lock = threading.Lock()
-        self._copies: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._copies: OrderedDict[str, tuple[Entry, float]] = OrderedDict()
         self._bytes = 0
         self._epoch = 0  # counts the resets: a token from before one is worthless
         self._pubsub: Any = None
         self._pid = 0
         self._retry_at = 0.0
 
-    def get(self, key: str) -> tuple[bytes | None, int | None]:
+    def get(self, key: str) -> tuple[Entry | None, int | None]:
         """(the copy of `key` if one may be served, a token for `put`; None when nothing is heard)."""
         with self._lock:
             if not self._listening():
@@ -57,15 +58,17 @@ class NearCache:
                 copy = None
             return (copy[0] if copy is not None else None), self._epoch
 
-    def put(self, key: str, body: bytes, token: int | None) -> None:
-        """Keep a copy of an entry read from the shared cache as current after `get` gave `token`: unless an
-        announcement came in between (the entry may then be older than it), or it is too large."""
+    def put(self, key: str, entry: Entry, token: int | None) -> None:
+        """Keep a copy of an entry, (generation, answer), read from the shared cache as current after `get`
+        gave `token`: unless an announcement came in between (the entry may then be older than it), or the
+        answer is too large."""
         with self._lock:
-            if token is None or not self._listening() or token != self._epoch or len(body) > MAX_BYTES // 16:
+            size = len(entry[1])
+            if token is None or not self._listening() or token != self._epoch or size > MAX_BYTES // 16:
                 return
             self._drop(key)
-            self._copies[key] = (body, time.monotonic())
-            self._bytes += len(body)
+            self._copies[key] = (entry, time.monotonic())
+            self._bytes += size
             while len(self._copies) > MAX_ENTRIES or self._bytes > MAX_BYTES:
                 self._drop(next(iter(self._copies)))
 
@@ -128,4 +131,4 @@ class NearCache:
     def _drop(self, key: str) -> None:
         copy = self._copies.pop(key, None)
         if copy is not None:
-            self._bytes -= len(copy[0])
+            self._bytes -= len(copy[0][1])
