@@ -78,21 +78,17 @@ class Bar(Base):
     market_cap: Mapped[float | None] = mapped_column(Double)
 
 
-class BarRollup(Base):
-    """The sufficient statistics of one hour of one intraday series, kept in the transaction that writes its
-    bars, so that figures over long windows combine whole hours instead of reading every minute.
+class _RollupColumns:
+    """The sufficient statistics of one bucket of one intraday series (see financial.storage.rollups).
 
     Of the closes: `points`, their `mean` and `m2` (the sum of squared deviations from that mean); the first
-    and last bar's time and close. Of the simple returns between consecutive bars inside the hour (a zero
+    and last bar's time and close. Of the simple returns between consecutive bars inside the bucket (a zero
     previous close gives none): `returns`, `return_mean`, `return_m2` (null without returns).
     """
 
-    __tablename__ = "bar_rollups"
-    __table_args__ = ({"sqlite_with_rowid": False},)
-
     instrument_id: Mapped[int] = mapped_column(ForeignKey("instruments.id", ondelete="CASCADE"), primary_key=True)
     interval: Mapped[str] = mapped_column(String(8), primary_key=True)
-    bucket: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)  # the hour's start
+    bucket: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)  # the bucket's start
     points: Mapped[int] = mapped_column()
     mean: Mapped[float] = mapped_column(Double)
     m2: Mapped[float] = mapped_column(Double)
@@ -103,6 +99,21 @@ class BarRollup(Base):
     returns: Mapped[int] = mapped_column()
     return_mean: Mapped[float | None] = mapped_column(Double)
     return_m2: Mapped[float | None] = mapped_column(Double)
+
+
+class BarRollup(_RollupColumns, Base):
+    """One hour of one intraday series, kept in the transaction that writes its bars, so that figures over
+    long windows combine whole hours instead of reading every minute."""
+
+    __tablename__ = "bar_rollups"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+
+class BarDayRollup(_RollupColumns, Base):
+    """One day of one intraday series, combined from its hours in the same transaction."""
+
+    __tablename__ = "bar_day_rollups"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
 
 class ServiceState(Base):

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from financial.errors import NotFound
 from financial.extensions import db_session
-from financial.models import Ranking, utcnow
+from financial.models import utcnow
 from financial.paging import Page
 from financial.storage import instruments, metrics as storage
 from financial.storage.instruments import Identity
@@ -84,13 +84,19 @@ def _root(variance: float) -> float:
     return math.sqrt(max(0.0, variance))
 
 
+def _significant(figure: float) -> float:
+    """The figure to 12 significant digits: two series of the same bars are ranked as equal (by exchange,
+    then symbol) although the database may add their parts in another order, which moves the last digits."""
+    return float(f"{figure:.12g}")
+
+
 def rank(rows: list[dict[str, Any]], identities: dict[int, Identity]) -> list[dict[str, Any]]:
     """Set `rank_stdev` and `rank_volatility` on each row (1 = highest; None without the figure)."""
     for figure in RANK_BY:
         for row in rows:
             row[f"rank_{figure}"] = None
         ranked = sorted((row for row in rows if row[figure] is not None),
-                        key=lambda row: (-row[figure], identities[row["instrument_id"]].exchange,
+                        key=lambda row: (-_significant(row[figure]), identities[row["instrument_id"]].exchange,
                                          identities[row["instrument_id"]].symbol, row["instrument_id"]))
         for number, row in enumerate(ranked, 1):
             row[f"rank_{figure}"] = number
@@ -110,31 +116,33 @@ def refresh_rankings(now: dt.datetime | None = None, *, changed: Collection[int]
     as_of = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     with unit_of_work(changes_data=True) as work:
         session = work.session
-        finest = instruments.finest_intervals(session)
         identities = instruments.identities(session)
-        stored = [] if changed is None else storage.rankings(session)
-        due = set(finest) if changed is None else _due(set(changed), stored, finest, as_of - REFRESH_AFTER)
-        kept = [{column: getattr(row, column) for column in RANKING_COLUMNS} for row in stored
-                if row.instrument_id in finest and row.instrument_id not in due]
+        stored = [] if changed is None else storage.ranking_rows(session, RANKING_COLUMNS)
+        stale_before = as_of - REFRESH_AFTER
+        due = set(identities) if changed is None else _due(set(changed), stored, set(identities), stale_before)
+        # (An instrument's finest interval changes only when bars are written or deleted: it is then changed.)
+        finest = instruments.finest_intervals(session, due)
+        kept = [row for row in stored if row["instrument_id"] in identities and row["instrument_id"] not in due]
         rows = []
         for hours in STANDARD_WINDOWS:
             fresh = compute(session, hours, as_of, {key: finest[key] for key in due})
-            rows += rank([row for row in kept if row["window_hours"] == hours] + fresh, identities)
-        storage.replace_rankings(session, rows)
+            rows += rank([dict(row) for row in kept if row["window_hours"] == hours] + fresh, identities)
+        storage.replace_rankings(session, rows, None if changed is None else stored)
     return len(due) * len(STANDARD_WINDOWS)
 
 
-def _due(changed: set[int], stored: list[Ranking], finest: dict[int, str | None],
+def _due(changed: set[int], stored: list[dict[str, Any]], instrument_ids: set[int],
          stale_before: dt.datetime) -> set[int]:
     """The instruments whose figures must be computed again: changed, without figures for every standard
-    window, measured on another interval than they now have, or computed before `stale_before`."""
+    window, or computed before `stale_before`."""
     windows: dict[int, set[int]] = {}
-    due = {instrument_id for instrument_id in changed if instrument_id in finest}
+    due = changed & instrument_ids
     for row in stored:
-        windows.setdefault(row.instrument_id, set()).add(row.window_hours)
-        if row.instrument_id in finest and (row.as_of < stale_before or row.interval != finest[row.instrument_id]):
-            due.add(row.instrument_id)
-    return due | {instrument_id for instrument_id in finest if windows.get(instrument_id) != set(STANDARD_WINDOWS)}
+        windows.setdefault(row["instrument_id"], set()).add(row["window_hours"])
+        if row["instrument_id"] in instrument_ids and row["as_of"] < stale_before:
+            due.add(row["instrument_id"])
+    return due | {instrument_id for instrument_id in instrument_ids
+                  if windows.get(instrument_id) != set(STANDARD_WINDOWS)}
 
 
 # -- reading (the API) ------------------------------------------------------------------------------

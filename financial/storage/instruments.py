@@ -4,7 +4,7 @@ An instrument is known by (asset class, exchange, symbol); stocks and coins have
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Collection, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -67,8 +67,9 @@ def identities(session: Session) -> dict[int, Identity]:
     return {row.id: Identity._make(row) for row in rows}
 
 
-def finest_intervals(session: Session) -> dict[int, str | None]:
-    """{instrument id: its finest stored interval} (None for an instrument without bars).
+def finest_intervals(session: Session, instrument_ids: Collection[int] | None = None) -> dict[int, str | None]:
+    """{instrument id: its finest stored interval} (None for an instrument without bars), of the given
+    instruments (of every one, without them).
 
     One probe per interval, finest first, each an index seek on the bars' primary key.
     """
@@ -78,7 +79,12 @@ def finest_intervals(session: Session) -> dict[int, str | None]:
                .correlate(Instrument))
         .scalar_subquery()
         for interval in sorted(lib.Interval, key=lambda interval: interval.seconds)))
-    return {instrument_id: interval for instrument_id, interval in session.execute(sa.select(Instrument.id, finest))}
+    query = sa.select(Instrument.id, finest)
+    if instrument_ids is not None:
+        if not instrument_ids:
+            return {}
+        query = query.where(Instrument.id.in_(sorted(instrument_ids)))
+    return {instrument_id: interval for instrument_id, interval in session.execute(query)}
 
 
 def search(session: Session, text: str, *, limit: int, offset: int) -> tuple[list[Match], int]:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import lib
 from financial import storage
 from financial.extensions import db
-from financial.models import AssetClass, Bar, BarRollup
+from financial.models import AssetClass, Bar, BarDayRollup, BarRollup
 from financial.services import metrics
 from tests import expected
 from tests.fakes.series import daily_bars, floor_time, minute_bars
@@ -224,7 +224,8 @@ def test_answers_come_from_the_cache_until_an_ingest(app, client, tracked, as_of
     first = client.get("/api/metrics?window=36h").get_json()
     with app.app_context():  # behind the service's back, no new generation: the cached answer stays
         db.session.execute(sa.delete(Bar).where(Bar.interval == MINUTE.value))
-        db.session.execute(sa.delete(BarRollup))  # (the bars' hourly rollups go with them)
+        db.session.execute(sa.delete(BarRollup))  # (the bars' rollups go with them)
+        db.session.execute(sa.delete(BarDayRollup))
         db.session.commit()
     assert client.get("/api/metrics?window=36h").get_json() == first
     # An ingest stores new bars for one market (new generation) and recomputes the rankings.

@@ -21,7 +21,8 @@ from tests.fakes.series import daily_bars, minute_bars
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"instruments", "bars", "service_state", "rankings", "alembic_version", "users", "auth_tokens",
-          "watchlist_entries", "alerts", "alert_deliveries", "bar_rollups"}
+          "watchlist_entries", "alerts", "alert_deliveries", "bar_rollups",
+          "bar_day_rollups"}
 ACCOUNT_TABLES = {"users", "auth_tokens", "watchlist_entries", "alerts", "alert_deliveries"}
 DEMO_COINS = sorted((ROOT / "data" / "fixtures" / "csv").glob("*.csv"))
 DEMO_INSTRUMENTS = 2 + 4 + len(DEMO_COINS)  # IBM and AAPL, four crypto markets, the sample coins
@@ -149,7 +150,7 @@ def test_the_rollups_migration_builds_the_rollups_of_the_bars_already_stored(fre
             db.session.rollback()
             assert len(written) == 6  # 300 minutes ending at 03:04 span six hours
             downgrade(directory=str(ROOT / "migrations"), revision="0003")
-            assert "bar_rollups" not in schema_state(fresh_url)[1]
+            assert not {"bar_rollups", "bar_day_rollups"} & schema_state(fresh_url)[1]
             upgrade(directory=str(ROOT / "migrations"))
             assert db.session.execute(sa.select(*rollup_columns).order_by(BarRollup.bucket)).all() == written
     finally:
