@@ -157,8 +157,13 @@ def _table(window_hours: int) -> list[dict[str, Any]]:
         figures = {row.instrument_id: {name: getattr(row, name) for name in FIGURES}
                    for row in storage.rankings(session, window_hours)}
     else:
-        as_of = storage.rankings_as_of(session) or utcnow()
-        figures = {row["instrument_id"]: row for row in rank(compute(session, window_hours, as_of), identities)}
+        # Measured on the intervals the last ingest found (stored with the standard windows' figures): the
+        # instruments it knew, as they were then, without looking every series up again.
+        stored = storage.rankings(session, min(STANDARD_WINDOWS))
+        as_of = max((row.as_of for row in stored), default=None) or utcnow()
+        finest = {row.instrument_id: row.interval for row in stored}
+        figures = {row["instrument_id"]: row
+                   for row in rank(compute(session, window_hours, as_of, finest), identities)}
     empty = dict.fromkeys(FIGURES) | {"points": 0}
     return [{"instrument": instrument} | figures.get(instrument_id, empty)
             for instrument_id, instrument in identities.items()]
