@@ -23,11 +23,14 @@ import lib
 from financial.extensions import current_settings, db, db_session
 from financial.ingest.report import Outcome, Report
 from financial.ingest.runner import Progress, quiet
+from financial.locks import LockBusy, exclusive
 from financial.services import alerts, metrics
 from financial.storage import bars
 from financial.transactions import unit_of_work
 
 log = logging.getLogger(__name__)
+LOCK = "after-run"
+LOCK_WAIT = 600  # seconds a run waits for another's after-run steps to finish
 
 
 @dataclass(frozen=True)
@@ -73,19 +76,35 @@ def finish(report: Report, after: AfterRun = AfterRun(), *, progress: Progress =
                 progress(f"alerts: {report.alerts.failed} e-mail(s) not sent; the next run retries them")
             return report.alerts.raised
         steps.append(("(alerts)", alert_step))
-    for label, step in steps:
-        started = time.monotonic()
-        try:
-            outcome = Outcome(label, "ok", step())
-        except SQLAlchemyError as exc:
-            db_session().rollback()
-            log.exception("database error in %s", label)
-            outcome = Outcome(label, "failed", detail=f"database error: {type(exc).__name__}")
-        outcome.seconds = time.monotonic() - started
-        report.steps.append(outcome)
-        log.info("ingest %s: %s, %d rows in %.2fs", label, outcome.status, outcome.rows, outcome.seconds)
-        if label == "(retention)" and outcome.rows:
-            progress(f"retention: removed {outcome.rows} intraday bars older than {retention_days} days")
-        elif outcome.status != "ok":
-            progress(f"{label}: failed ({outcome.detail})")
+    # Never two at a time (two ingests, or two machines): each run's steps see what the one before stored.
+    done = 0
+    try:
+        with exclusive(db.engine, LOCK, wait_seconds=LOCK_WAIT):
+            for label, step in steps:
+                _run_step(report, label, step, progress, retention_days)
+                done += 1
+    except (LockBusy, SQLAlchemyError) as exc:  # the lock could not be taken: the database is away
+        detail = ("another run's after-run steps went on too long" if isinstance(exc, LockBusy)
+                  else f"database error: {type(exc).__name__}")
+        log.warning("after-run steps not run: %s", detail)
+        for label, _ in steps[done:]:
+            report.steps.append(Outcome(label, "failed", detail=detail))
+            progress(f"{label}: failed ({detail})")
     return report
+
+
+def _run_step(report: Report, label: str, step: Callable[[], int], progress: Progress, retention_days: int) -> None:
+    started = time.monotonic()
+    try:
+        outcome = Outcome(label, "ok", step())
+    except SQLAlchemyError as exc:
+        db_session().rollback()
+        log.exception("database error in %s", label)
+        outcome = Outcome(label, "failed", detail=f"database error: {type(exc).__name__}")
+    outcome.seconds = time.monotonic() - started
+    report.steps.append(outcome)
+    log.info("ingest %s: %s, %d rows in %.2fs", label, outcome.status, outcome.rows, outcome.seconds)
+    if label == "(retention)" and outcome.rows:
+        progress(f"retention: removed {outcome.rows} intraday bars older than {retention_days} days")
+    elif outcome.status != "ok":
+        progress(f"{label}: failed ({outcome.detail})")
