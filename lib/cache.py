@@ -17,6 +17,7 @@ requests-cache is imported when a cached session is made, not with `lib`.
 """
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ def cached_session(directory: str | Path, *, expire_after: float) -> requests.Se
     folder = Path(directory).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     return requests_cache.CachedSession(
-        str(folder / CACHE_NAME), backend="sqlite", expire_after=expire_after, allowable_codes=(200,),
+        # A timedelta: requests-cache reads a bare number below 1 as "expire at once".
+        str(folder / CACHE_NAME), backend="sqlite", expire_after=dt.timedelta(seconds=expire_after),
+        allowable_codes=(200,),
         allowable_methods=("GET",), ignored_parameters=sorted({*DEFAULT_IGNORED_PARAMS, *SECRET_PARAMETERS}),
         match_headers=False, filter_fn=is_cacheable, stale_if_error=False)
 

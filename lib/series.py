@@ -77,7 +77,8 @@ def history(names: str | Iterable[str], start: When = None, end: When = None, in
     """The bars of `names` in [start, end] as a DataFrame (see the module docstring).
 
     One name (a str) gives a frame indexed by `timestamp`; a list gives one frame indexed by
-    (`symbol`, `timestamp`), the symbol spelled canonically (`IBM`, `kraken:btcusd`). `source` is
+    (`symbol`, `timestamp`), each name as written but in one spelling: stock symbols upper-case (`IBM`),
+    markets lower-case without separators (`kraken:btcusd`, and `kraken:xbtusd` for "Kraken:XBT/USD"). `source` is
     `alphavantage` (stock symbols), `exchange` (markets, the default) or `cryptowatch`. Bad arguments raise
     ValueError before any call; upstream failures raise `lib.errors` classes.
     """
@@ -233,7 +234,7 @@ class Upstreams:
         if self._alphavantage is None:
             s = self.settings
             self._alphavantage = AlphaVantageClient(s.alphavantage_api_key, s.alphavantage_base_url,
-                                                    min_interval=s.alphavantage_min_interval,
+                                                    min_interval=s.alphavantage_min_interval, retry=s.retry,
                                                     session=self.session, environ={})
         return self._alphavantage
 
@@ -243,10 +244,11 @@ class Upstreams:
             source: CryptoSource
             if name == "cryptowatch":
                 source = CryptowatchClient(s.cryptowatch_api_key, s.cryptowatch_base_url, session=self.session,
-                                           environ={})
+                                           retry=s.retry, environ={})
             else:
                 options: dict[str, Any] = {"session": self.session} if self.session is not None else {}
-                source = ExchangeSource(s.exchange_base_urls, min_interval=s.exchange_min_interval, **options)
+                source = ExchangeSource(s.exchange_base_urls, min_interval=s.exchange_min_interval, retry=s.retry,
+                                        **options)
             self._crypto[name] = source
         return self._crypto[name]
 
@@ -333,8 +335,14 @@ def _market_bars(source: CryptoSource, market: MarketId, request: Request, now: 
     period = dt.timedelta(seconds=request.period.seconds)
     # Candles are closed when their period has ended: those starting by `end` have ended by end + period.
     until = min(now, request.end + period) if request.end else now
-    since = request.start or until - DEFAULT_BARS * period
+    since = request.start or _period_start(until, period) - DEFAULT_BARS * period
     return source.candles(source.resolve(market), request.period, since, until)
+
+
+def _period_start(moment: dt.datetime, period: dt.timedelta) -> dt.datetime:
+    """The start of the candle `moment` falls in (candles are aligned on the epoch, days on midnight UTC)."""
+    seconds = int(period.total_seconds())
+    return dt.datetime.fromtimestamp(int(moment.timestamp()) // seconds * seconds, tz=dt.timezone.utc)
 
 
 def _within(bars: list[Bar], request: Request) -> list[Bar]:

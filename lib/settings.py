@@ -15,8 +15,9 @@
 | `LIB_CACHE_DIR` | cache_dir | no cache |
 | `LIB_CACHE_EXPIRE` | cache_expire | per interval: the bar period, at most an hour |
 
-A value that cannot be read raises `ConfigurationError` naming the variable. The service reads the same
-variables (and a `.env` file, which `lib` does not: call `dotenv.load_dotenv()` first to use one).
+`retry` (an argument only) is the clients' retry policy. A value that cannot be read raises
+`ConfigurationError` naming the variable. The service reads the same variables (and a `.env` file, which
+`lib` does not: call `dotenv.load_dotenv()` first to use one).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from lib import errors
 from lib.alphavantage import DEFAULT_BASE_URL as ALPHAVANTAGE_BASE_URL
 from lib.cryptowatch import DEFAULT_BASE_URL as CRYPTOWATCH_BASE_URL
 from lib.exchange import parse_base_urls
+from lib.http import RetryPolicy
 
 MAX_MIN_INTERVAL = 60.0  # seconds; the service accepts the same range
 
@@ -48,6 +50,7 @@ class Settings:
     exchange_min_interval: float | None = None
     cache_dir: Path | None = None
     cache_expire: float | None = None  # seconds; None: the bar period, at most an hour
+    retry: RetryPolicy = RetryPolicy()  # of every client; RetryPolicy(attempts=1) never retries
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
