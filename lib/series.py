@@ -78,9 +78,9 @@ def history(names: str | Iterable[str], start: When = None, end: When = None, in
 
     One name (a str) gives a frame indexed by `timestamp`; a list gives one frame indexed by
     (`symbol`, `timestamp`), each name as written but in one spelling: stock symbols upper-case (`IBM`),
-    markets lower-case without separators (`kraken:btcusd`, and `kraken:xbtusd` for "Kraken:XBT/USD"). `source` is
-    `alphavantage` (stock symbols), `exchange` (markets, the default) or `cryptowatch`. Bad arguments raise
-    ValueError before any call; upstream failures raise `lib.errors` classes.
+    markets lower-case without separators (`kraken:btcusd`; `kraken:xbtusd` for "Kraken:XBT/USD").
+    `source` is `alphavantage` (stock symbols), `exchange` (markets, the default) or `cryptowatch`. Bad
+    arguments raise ValueError before any call; upstream failures raise `lib.errors` classes.
     """
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")

@@ -147,17 +147,19 @@ def render_daily(symbol: str, bars: Iterable[Bar], outputsize: str = "compact", 
     rows = _newest_first(bars, outputsize)
     info = ("Daily Time Series with Splits and Dividend Events" if adjusted
             else "Daily Prices (open, high, low, close) and Volumes")
-    render_row = _adjusted_row if adjusted else _row
-    return {
-        "Meta Data": {
-            "1. Information": info,
-            "2. Symbol": symbol,
-            "3. Last Refreshed": rows[0].timestamp.date().isoformat() if rows else "",
-            "4. Output Size": _output_size_label(outputsize),
-            "5. Time Zone": "US/Eastern",
-        },
-        "Time Series (Daily)": {bar.timestamp.date().isoformat(): render_row(bar) for bar in rows},
-    }
+    return _dated_body(symbol, info, "Time Series (Daily)", rows, _adjusted_row if adjusted else _row,
+                       _output_size_label(outputsize))
+
+
+def _dated_body(symbol: str, info: str, series_key: str, rows: list[Bar], render_row: Callable[[Bar], dict[str, str]],
+                output_size: str | None = None) -> dict[str, Any]:
+    """A daily, weekly or monthly body: 5 meta keys with an output size (daily), else 4."""
+    meta = {"1. Information": info, "2. Symbol": symbol,
+            "3. Last Refreshed": rows[0].timestamp.date().isoformat() if rows else ""}
+    if output_size is not None:
+        meta["4. Output Size"] = output_size
+    meta[f"{len(meta) + 1}. Time Zone"] = "US/Eastern"
+    return {"Meta Data": meta, series_key: {bar.timestamp.date().isoformat(): render_row(bar) for bar in rows}}
 
 
 CALENDAR = {
@@ -185,16 +187,7 @@ def render_calendar(symbol: str, bars: Iterable[Bar], period: str, *, adjusted: 
         info, series_key = f"{title} Adjusted Prices and Volumes", f"{title} Adjusted Time Series"
     else:
         info, series_key = f"{title} Prices (open, high, low, close) and Volumes", f"{title} Time Series"
-    render_row = _calendar_adjusted_row if adjusted else _row
-    return {
-        "Meta Data": {
-            "1. Information": info,
-            "2. Symbol": symbol,
-            "3. Last Refreshed": rows[0].timestamp.date().isoformat() if rows else "",
-            "4. Time Zone": "US/Eastern",
-        },
-        series_key: {bar.timestamp.date().isoformat(): render_row(bar) for bar in rows},
-    }
+    return _dated_body(symbol, info, series_key, rows, _calendar_adjusted_row if adjusted else _row)
 
 
 def _calendar_adjusted_row(bar: Bar) -> dict[str, str]:
