@@ -220,7 +220,7 @@ def _settings(settings: Settings | None, *, api_key: str | None,
 
 # -- fetching ---------------------------------------------------------------------------------------
 
-class Upstreams:
+class Clients:
     """The clients of one call, made on first use from the settings and sharing one session (the cached one
     when a cache is set), so that each upstream's pacing holds across the call's names."""
 
@@ -268,29 +268,34 @@ def _fetch_all(wanted: list[Wanted], request: Request,
     session = None
     if settings.cache_dir is not None and wanted:
         session = response_cache.cached_session(settings.cache_dir, expire_after=_expiry(settings, request))
-    upstreams = Upstreams(settings, session)
+    clients = Clients(settings, session)
     try:
         for item in wanted:
             if quota is not None and item.market is None:
                 failures[item.label] = quota  # the upstream said stop: another call would only be refused
                 continue
             try:
-                frames[item.label] = to_frame(_within(fetch(item, request, upstreams), request))
+                frames[item.label] = to_frame(_within(fetch(item, request, clients), request))
             except lib_errors.MarketDataError as exc:
                 failures[item.label] = exc
                 if isinstance(exc, lib_errors.QuotaExhaustedError) and item.market is None:
                     quota = exc
     finally:
-        upstreams.close()
+        clients.close()
     return frames, failures
 
 
-def fetch(item: Wanted, request: Request, upstreams: Upstreams, now: dt.datetime | None = None) -> list[Bar]:
+def utc_now() -> dt.datetime:
+    """The clock the range arithmetic reads (one place, so tests can pin it)."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def fetch(item: Wanted, request: Request, clients: Clients, now: dt.datetime | None = None) -> list[Bar]:
     """The bars the upstream gives for one name, before they are cut to the range."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     if item.market is None:
-        return _stock_bars(upstreams.alphavantage(), item.label, request, now)
-    return _market_bars(upstreams.crypto(item.source), item.market, request, now)
+        return _stock_bars(clients.alphavantage(), item.label, request, now)
+    return _market_bars(clients.crypto(item.source), item.market, request, now)
 
 
 def _stock_bars(client: AlphaVantageClient, symbol: str, request: Request, now: dt.datetime) -> list[Bar]:

@@ -28,6 +28,12 @@ OHLCV = ["open", "high", "low", "close", "volume"]
 FIELDS = {"open": "1. open", "high": "2. high", "low": "3. low", "close": "4. close"}
 
 
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch):
+    """lib.history reads NOW, the moment the fakes' data was made for, however long the suite has run."""
+    monkeypatch.setattr(lib.series, "utc_now", lambda: NOW)
+
+
 @pytest.fixture(scope="module")
 def stock_bars():
     ibm = daily_bars("IBM", end=TODAY, count=260, start_price=180.0)

@@ -119,8 +119,9 @@ def test_answers_expire(av, settings):
     assert len(av.fake.calls("IBM")) == 2
 
 
-def test_exchange_answers_are_cached_through_ccxt(tmp_path):
+def test_exchange_answers_are_cached_through_ccxt(tmp_path, monkeypatch):
     now = floor_time(dt.datetime.now(dt.timezone.utc), 60) + dt.timedelta(seconds=30)
+    monkeypatch.setattr(lib.series, "utc_now", lambda: now)  # the moment the data was made for
     bars = minute_bars("cache-eth", end=now, count=120, start_price=3000, price_decimals=2)
     fake = FakeBinance()
     fake.add_klines("ETHUSDT", bars)
