@@ -1,9 +1,15 @@
 """AlphaVantage stock series: build the query, fetch the raw payload, turn it into typed bars.
 
-Each step stands alone so it can be tested offline: `daily_query`/`intraday_query` build parameters,
-`AlphaVantageClient.fetch` returns the decoded JSON (raising typed errors for the error bodies that
-AlphaVantage sends with HTTP 200), and `parse_daily`/`parse_intraday` turn a payload into bars.
-Equity timestamps arrive as naive US/Eastern wall-clock times; bars come out in UTC, oldest first.
+Each step stands alone so it can be tested offline: `daily_query`/`weekly_query`/`monthly_query`/
+`intraday_query` build parameters, `AlphaVantageClient.fetch` returns the decoded JSON (raising typed errors
+for the error bodies that AlphaVantage sends with HTTP 200), and `parse_daily`/`parse_weekly`/
+`parse_monthly`/`parse_intraday` turn a payload into bars. Equity timestamps arrive as naive US/Eastern
+wall-clock times; bars come out in UTC, oldest first.
+
+Weekly and monthly series are free and always whole (they take no output size). AlphaVantage dates a week
+or a month by its last trading day (the latest day for the period in progress), and so do their bars, as
+pandas labels a weekly or monthly resample by the period's end. The adjusted daily series is premium; the
+adjusted weekly and monthly ones are free.
 """
 from __future__ import annotations
 
@@ -24,7 +30,16 @@ DEFAULT_BASE_URL = "https://www.alphavantage.co"
 DAILY = "TIME_SERIES_DAILY"
 DAILY_ADJUSTED = "TIME_SERIES_DAILY_ADJUSTED"
 INTRADAY = "TIME_SERIES_INTRADAY"
+WEEKLY = "TIME_SERIES_WEEKLY"
+WEEKLY_ADJUSTED = "TIME_SERIES_WEEKLY_ADJUSTED"
+MONTHLY = "TIME_SERIES_MONTHLY"
+MONTHLY_ADJUSTED = "TIME_SERIES_MONTHLY_ADJUSTED"
+# The series object of each dated (not intraday) function.
+SERIES_KEYS = {DAILY: "Time Series (Daily)", DAILY_ADJUSTED: "Time Series (Daily)",
+               WEEKLY: "Weekly Time Series", WEEKLY_ADJUSTED: "Weekly Adjusted Time Series",
+               MONTHLY: "Monthly Time Series", MONTHLY_ADJUSTED: "Monthly Adjusted Time Series"}
 COMPACT_POINTS = 100  # what outputsize=compact returns
+ERROR_KEYS = ("Error Message", "Information", "Note")  # the one key of an error answer sent with HTTP 200
 EASTERN = ZoneInfo("America/New_York")
 
 
@@ -34,6 +49,14 @@ def daily_query(symbol: str, outputsize: str = "compact", *, adjusted: bool = Fa
     _check_outputsize(outputsize)
     return {"function": DAILY_ADJUSTED if adjusted else DAILY, "symbol": symbol,
             "outputsize": outputsize, "datatype": "json"}
+
+
+def weekly_query(symbol: str, *, adjusted: bool = False) -> dict[str, str]:
+    return {"function": WEEKLY_ADJUSTED if adjusted else WEEKLY, "symbol": symbol, "datatype": "json"}
+
+
+def monthly_query(symbol: str, *, adjusted: bool = False) -> dict[str, str]:
+    return {"function": MONTHLY_ADJUSTED if adjusted else MONTHLY, "symbol": symbol, "datatype": "json"}
 
 
 def intraday_query(symbol: str, interval: Interval | str = Interval.MIN1,
@@ -62,7 +85,7 @@ def check_payload(payload: Any, *, symbol: str = "", api_key: str | None = None)
     context = {"source": SOURCE, "symbol": symbol}
     if not isinstance(payload, dict):
         raise errors.MalformedPayloadError(f"expected a JSON object, got {type(payload).__name__}", **context)
-    if not payload or all(value in ({}, [], "", None) for value in payload.values()):
+    if is_empty(payload):
         raise errors.NotFoundError(f"no data for symbol {symbol!r} (empty response)", **context)
     if "Error Message" in payload:
         text = redact(str(payload["Error Message"]), [api_key])
@@ -72,10 +95,15 @@ def check_payload(payload: Any, *, symbol: str = "", api_key: str | None = None)
         if "does not exist" in lowered:
             raise errors.BadRequestError(f"unknown API function: {text}", **context)
         raise errors.NotFoundError(f"unknown symbol {symbol!r} or invalid call: {text}", **context)
-    for key in ("Information", "Note"):
+    for key in ERROR_KEYS[1:]:
         if key in payload:
             raise _classify_notice(redact(str(payload[key]), [api_key]), key, context)
     return payload
+
+
+def is_empty(payload: dict[str, Any]) -> bool:
+    """AlphaVantage's "no data" answers: `{}`, or keys holding nothing (`{"Global Quote": {}}`)."""
+    return not payload or all(value in ({}, [], "", None) for value in payload.values())
 
 
 def _classify_notice(text: str, key: str, context: dict[str, str]) -> errors.MarketDataError:
@@ -108,7 +136,30 @@ _KEY_ECHO = re.compile(r"(api key as )[^\s,;]+?(?=[\s,;]|\.(?:\s|$)|$)", re.IGNO
 
 def parse_daily(payload: Any, *, symbol: str = "") -> list[Bar]:
     """Bars of a TIME_SERIES_DAILY or _ADJUSTED body, oldest first, stamped midnight UTC of the date."""
-    series = _series(check_payload(payload, symbol=symbol), "Time Series (Daily)", symbol)
+    return _parse_dated(check_payload(payload, symbol=symbol), SERIES_KEYS[DAILY], symbol)
+
+
+def parse_weekly(payload: Any, *, symbol: str = "") -> list[Bar]:
+    """Bars of a TIME_SERIES_WEEKLY or _ADJUSTED body, oldest first, stamped midnight UTC of the week's last
+    trading day."""
+    body = check_payload(payload, symbol=symbol)
+    return _parse_dated(body, _present(body, WEEKLY, WEEKLY_ADJUSTED), symbol)
+
+
+def parse_monthly(payload: Any, *, symbol: str = "") -> list[Bar]:
+    """Bars of a TIME_SERIES_MONTHLY or _ADJUSTED body, oldest first, stamped midnight UTC of the month's last
+    trading day."""
+    body = check_payload(payload, symbol=symbol)
+    return _parse_dated(body, _present(body, MONTHLY, MONTHLY_ADJUSTED), symbol)
+
+
+def _present(body: dict[str, Any], plain: str, adjusted: str) -> str:
+    """The series key of whichever of the two functions answered (the plain one when neither did)."""
+    return SERIES_KEYS[adjusted] if SERIES_KEYS[adjusted] in body else SERIES_KEYS[plain]
+
+
+def _parse_dated(body: dict[str, Any], series_key: str, symbol: str) -> list[Bar]:
+    series = _series(body, series_key, symbol)
     bars = []
     for key, row in series.items():
         try:
@@ -232,8 +283,18 @@ class AlphaVantageClient:
 
         return self.http.get("/query", {**params, "apikey": self.api_key}, check=check, symbol=symbol)
 
-    def daily(self, symbol: str, outputsize: str = "compact") -> list[Bar]:
-        return parse_daily(self.fetch(daily_query(symbol, outputsize)), symbol=symbol)
+    def daily(self, symbol: str, outputsize: str = "compact", *, adjusted: bool = False) -> list[Bar]:
+        """Daily bars; `adjusted` asks for TIME_SERIES_DAILY_ADJUSTED (premium: PremiumRequiredError without a
+        plan), whose bars carry `adjusted_close`."""
+        return parse_daily(self.fetch(daily_query(symbol, outputsize, adjusted=adjusted)), symbol=symbol)
+
+    def weekly(self, symbol: str, *, adjusted: bool = False) -> list[Bar]:
+        """The whole weekly history (free), dated by each week's last trading day."""
+        return parse_weekly(self.fetch(weekly_query(symbol, adjusted=adjusted)), symbol=symbol)
+
+    def monthly(self, symbol: str, *, adjusted: bool = False) -> list[Bar]:
+        """The whole monthly history (free), dated by each month's last trading day."""
+        return parse_monthly(self.fetch(monthly_query(symbol, adjusted=adjusted)), symbol=symbol)
 
     def intraday(self, symbol: str, interval: Interval | str = Interval.MIN1,
                  outputsize: str = "compact") -> list[Bar]:

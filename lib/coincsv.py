@@ -13,7 +13,9 @@ were skipped with their line numbers and the reason. A file that cannot be this 
 not UTF-8, wrong header) raises `MalformedPayloadError` instead: nothing of it is usable.
 
 Row rules:
-- numbers must be finite and non-negative, Low must not be above High; an empty Marketcap means unknown;
+- numbers must be finite and non-negative, Low must not be above High;
+- an empty Marketcap means unknown, and so does 0: the published dataset writes an unknown cap as `0.0`
+  (hundreds of rows of WBTC, SOL, ATOM...), and a coin with a market cap of zero cannot trade;
 - the coin of the file is the Symbol (case-insensitive) and Name most of its rows carry; rows naming
   another coin are skipped;
 - a date that appears twice with the same figures is kept once (counted in `repeated`); a date that
@@ -182,7 +184,7 @@ def _rows(reader: Any, columns: list[int], source: str) -> CoinFile:
                 time_of(when[11:])
             open_, high, low = float(fields[i_open]), float(fields[i_high]), float(fields[i_low])
             close, volume, cap = float(fields[i_close]), float(fields[i_volume]), fields[i_cap]
-            cap = float(cap) if cap else None
+            cap = (float(cap) or None) if cap else None  # 0.0 is how the dataset writes an unknown cap
             if not (symbol_ok(symbol) and name and len(name) <= MAX_NAME and name == name.strip()
                     and 0 <= open_ < inf and 0 <= low <= high < inf and 0 <= close < inf and 0 <= volume < inf
                     and (cap is None or 0 <= cap < inf)):
@@ -217,7 +219,7 @@ def _checked_row(fields: list[str], columns: list[int]) -> tuple:
         raise _BadRow(f"Low {low!r} is above High {high!r}")
     cap = fields[i_cap].strip()
     return (symbol.upper(), name, day, _number(fields[i_open], "Open"), high, low, _number(fields[i_close], "Close"),
-            _number(fields[i_volume], "Volume"), _number(cap, "Marketcap") if cap else None)
+            _number(fields[i_volume], "Volume"), (_number(cap, "Marketcap") or None) if cap else None)
 
 
 def _most_common(values: Iterable[str]) -> str:

@@ -16,8 +16,13 @@ Callers decide what to do from the class alone:
         ├── QuotaExhaustedError   the daily quota is spent: stop calling until it resets
         ├── BadRequestError       the upstream rejected the request's parameters
         └── MalformedPayloadError JSON that does not have the documented shape
+
+`lib.history` of several names raises `HistoryError` when some of them failed: it names each failure,
+keeps each error (`failures`) and the frame of the names that worked (`frame`).
 """
 from __future__ import annotations
+
+from typing import Any, Mapping
 
 
 class MarketDataError(Exception):
@@ -89,3 +94,15 @@ class BadRequestError(PermanentError):
 
 class MalformedPayloadError(PermanentError):
     pass
+
+
+class HistoryError(MarketDataError):
+    """Some of the series asked of `lib.history` failed. `failures` maps each failed name to its error;
+    `frame` holds the series that were fetched, so a notebook does not spend its calls again."""
+
+    def __init__(self, failures: Mapping[str, MarketDataError], *, asked: int, frame: Any = None) -> None:
+        details = "; ".join(f"{name}: {type(error).__name__}: {error}" for name, error in failures.items())
+        super().__init__(f"{len(failures)} of {asked} series failed: {details}")
+        self.failures = dict(failures)
+        self.frame = frame
+        self.retryable = all(error.retryable for error in self.failures.values())  # trying again helps them all

@@ -46,6 +46,9 @@ TIMEFRAMES = {Interval.MIN1: "1m", Interval.MIN5: "5m", Interval.MIN15: "15m", I
 # Only spot markets are tracked. Binance would otherwise also load its futures markets, from two more
 # hosts, on every start.
 EXCHANGE_OPTIONS: dict[str, dict[str, Any]] = {"binance": {"fetchMarkets": {"types": ["spot"]}}}
+# Answers naming an unknown market that ccxt raises as a plain ExchangeError, not BadSymbol: Kraken's for a
+# pair delisted after the market list was loaded (its exact-match table knows only "Unknown asset").
+UNKNOWN_MARKET_ERRORS = ("EQuery:Unknown asset pair",)
 _PARSE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 
@@ -215,6 +218,8 @@ class ExchangeClient:
             return errors.MalformedPayloadError(message, **context)
         if isinstance(exc, ccxt.BadRequest):
             return errors.BadRequestError(message, **context)
+        if any(phrase in text for phrase in UNKNOWN_MARKET_ERRORS):
+            return errors.NotFoundError(f"{message} (unknown market: the exchange no longer lists it)", **context)
         return errors.PermanentError(message, **context)
 
     # -- markets --------------------------------------------------------------------------------------

@@ -6,7 +6,10 @@ integer-string volumes, series newest first, naive US/Eastern intraday timestamp
 HTTP 200 with a one-key body (`Error Message`, `Information` or `Note`).
 
 Functions: TIME_SERIES_DAILY (compact = newest 100 rows, `outputsize=full` = all),
-TIME_SERIES_DAILY_ADJUSTED (premium unless `premium_adjusted = False`), TIME_SERIES_INTRADAY and
+TIME_SERIES_DAILY_ADJUSTED (premium unless `premium_adjusted = False`), TIME_SERIES_WEEKLY and
+TIME_SERIES_MONTHLY and their _ADJUSTED forms (free, whole history, no output size; built from the daily
+bars: one row per calendar week or month dated by its last trading day, open of the first day, high and
+low over the period, close and adjusted close of the last day, volume summed), TIME_SERIES_INTRADAY and
 GLOBAL_QUOTE; anything else gets "This API function (X) does not exist.". `datatype=csv` answers CSV
 (CRLF, newest first), but errors stay JSON as upstream. Other parameters (`month`, `extended_hours`,
 `adjusted`, `entitlement`, ...) are accepted and ignored.
@@ -144,17 +147,53 @@ def render_daily(symbol: str, bars: Iterable[Bar], outputsize: str = "compact", 
     rows = _newest_first(bars, outputsize)
     info = ("Daily Time Series with Splits and Dividend Events" if adjusted
             else "Daily Prices (open, high, low, close) and Volumes")
-    render_row = _adjusted_row if adjusted else _row
-    return {
-        "Meta Data": {
-            "1. Information": info,
-            "2. Symbol": symbol,
-            "3. Last Refreshed": rows[0].timestamp.date().isoformat() if rows else "",
-            "4. Output Size": _output_size_label(outputsize),
-            "5. Time Zone": "US/Eastern",
-        },
-        "Time Series (Daily)": {bar.timestamp.date().isoformat(): render_row(bar) for bar in rows},
-    }
+    return _dated_body(symbol, info, "Time Series (Daily)", rows, _adjusted_row if adjusted else _row,
+                       _output_size_label(outputsize))
+
+
+def _dated_body(symbol: str, info: str, series_key: str, rows: list[Bar], render_row: Callable[[Bar], dict[str, str]],
+                output_size: str | None = None) -> dict[str, Any]:
+    """A daily, weekly or monthly body: 5 meta keys with an output size (daily), else 4."""
+    meta = {"1. Information": info, "2. Symbol": symbol,
+            "3. Last Refreshed": rows[0].timestamp.date().isoformat() if rows else ""}
+    if output_size is not None:
+        meta["4. Output Size"] = output_size
+    meta[f"{len(meta) + 1}. Time Zone"] = "US/Eastern"
+    return {"Meta Data": meta, series_key: {bar.timestamp.date().isoformat(): render_row(bar) for bar in rows}}
+
+
+CALENDAR = {
+    "weekly": ("Weekly", lambda day: day.isocalendar()[:2]),
+    "monthly": ("Monthly", lambda day: (day.year, day.month)),
+}
+
+
+def calendar_bars(bars: Iterable[Bar], period: str) -> list[Bar]:
+    """Daily bars gathered into weekly or monthly ones, oldest first, each dated by its last trading day."""
+    _, key_of = CALENDAR[period]
+    groups: dict[Any, list[Bar]] = {}
+    for bar in sorted(bars, key=lambda bar: bar.timestamp):
+        groups.setdefault(key_of(bar.date), []).append(bar)
+    return [Bar(days[-1].timestamp, days[0].open, max(day.high for day in days), min(day.low for day in days),
+                days[-1].close, sum(day.volume for day in days), days[-1].adjusted_close)
+            for days in groups.values()]
+
+
+def render_calendar(symbol: str, bars: Iterable[Bar], period: str, *, adjusted: bool = False) -> dict[str, Any]:
+    """A TIME_SERIES_WEEKLY / _MONTHLY (or _ADJUSTED) body from daily `bars`, newest first."""
+    title, _ = CALENDAR[period]
+    rows = _newest_first(calendar_bars(bars, period), "full")
+    if adjusted:
+        info, series_key = f"{title} Adjusted Prices and Volumes", f"{title} Adjusted Time Series"
+    else:
+        info, series_key = f"{title} Prices (open, high, low, close) and Volumes", f"{title} Time Series"
+    return _dated_body(symbol, info, series_key, rows, _calendar_adjusted_row if adjusted else _row)
+
+
+def _calendar_adjusted_row(bar: Bar) -> dict[str, str]:
+    row = _adjusted_row(bar)
+    del row["8. split coefficient"]  # weekly and monthly adjusted rows stop at the dividend
+    return row
 
 
 def render_intraday(symbol: str, bars: Iterable[Bar], interval: str, outputsize: str = "compact") -> dict[str, Any]:
@@ -195,7 +234,7 @@ def _csv(rows: list[list[str]]) -> str:
 
 def csv_series(payload: dict[str, Any]) -> str:
     """The `datatype=csv` form of a rendered daily or intraday body: `timestamp,open,...`, CRLF, newest first."""
-    series_key = next(key for key in payload if key.startswith("Time Series"))
+    series_key = next(key for key in payload if "Time Series" in key)
     series = payload[series_key]
     first = next(iter(series.values()), {})
     adjusted = "5. adjusted close" in first
@@ -329,8 +368,21 @@ class FakeAlphaVantage:
         return answer
 
     def _functions(self) -> dict[str, Callable[[dict[str, str]], _Answer]]:
+        calendar = {f"TIME_SERIES_{period.upper()}{suffix}": self._calendar(period, adjusted=bool(suffix))
+                    for period in CALENDAR for suffix in ("", "_ADJUSTED")}
         return {"TIME_SERIES_DAILY": self._daily, "TIME_SERIES_DAILY_ADJUSTED": self._daily_adjusted,
-                "TIME_SERIES_INTRADAY": self._intraday, "GLOBAL_QUOTE": self._quote}
+                "TIME_SERIES_INTRADAY": self._intraday, "GLOBAL_QUOTE": self._quote, **calendar}
+
+    def _calendar(self, period: str, *, adjusted: bool) -> Callable[[dict[str, str]], _Answer]:
+        function = f"TIME_SERIES_{period.upper()}{'_ADJUSTED' if adjusted else ''}"
+
+        def answer(params: dict[str, str]) -> _Answer:
+            symbol = params.get("symbol", "")
+            if symbol not in self.daily:
+                return _Answer({"Error Message": invalid_call_message(function)})
+            return self._data(params, render_calendar(symbol, self.daily[symbol], period, adjusted=adjusted))
+
+        return answer
 
     def _daily(self, params: dict[str, str]) -> _Answer:
         symbol, outputsize = params.get("symbol", ""), params.get("outputsize", "compact")

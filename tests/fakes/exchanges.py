@@ -26,9 +26,11 @@ Binance (`/api/v3/...`):
 
 Scenarios, by Kraken pair key / Binance symbol (`"name:N"` fails the first N calls only):
 down (502 HTML), html200 (HTML with HTTP 200), truncated (half a JSON body), unavailable (Kraken
-`EService:Unavailable`), rate_limited (Kraken `EAPI:Rate limit exceeded`; Binance 429 + Retry-After),
-banned (Binance 418), restricted (Binance 451). `outage` (a plain attribute) makes every path answer 502
-(the exchange is down, market list included). `requests` records (path, query) of every call.
+`EService:Unavailable`), delisted (Kraken `{"error":["EQuery:Unknown asset pair"],"result":null}` from OHLC
+and Ticker for a pair its AssetPairs still lists: delisted after the market list loaded), rate_limited
+(Kraken `EAPI:Rate limit exceeded`; Binance 429 + Retry-After), banned (Binance 418), restricted (Binance
+451). `outage` (a plain attribute) makes every path answer 502 (the exchange is down, market list included).
+`requests` records (path, query) of every call.
 """
 from __future__ import annotations
 
@@ -132,6 +134,8 @@ class FakeKraken(_FakeExchange):
             return send(start_response, "404 Not Found", {"error": ["EGeneral:Unknown method"]})
         pair = self._pair_key(query.get("pair", "")) if path in ("/0/public/OHLC", "/0/public/Ticker") else None
         scenario = self.scenarios.active(pair) if pair else None
+        if scenario == "delisted":  # still in the pair list ccxt loaded, gone from the market-data calls
+            return send(start_response, "200 OK", {"error": ["EQuery:Unknown asset pair"], "result": None})
         error = {"unavailable": "EService:Unavailable", "rate_limited": "EAPI:Rate limit exceeded"}.get(scenario)
         if error:
             return send(start_response, "200 OK", {"error": [error]})

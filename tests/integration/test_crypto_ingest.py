@@ -311,6 +311,9 @@ def test_crypto_arguments():
 
 def test_the_scheduler_keeps_its_clients_from_tick_to_tick(app_factory, upstreams):
     """An exchange's market list is loaded once for the life of the scheduler, not once a tick."""
+    # Fewer candles than Kraken's 720 a page, so each tick is one OHLC call however long after collection
+    # this runs (a full page ending before the real clock would be followed by another page).
+    upstreams.load(minute_bars("btc", end=NOW, count=600, start_price=60000, price_decimals=1), upstreams.eth)
     app = app_factory(exchange_base_urls=f"kraken={upstreams.servers[1].url}", exchange_min_interval=0.0)
     request = ingest.IngestRequest(source="exchange", markets=(lib.parse_market("kraken:btcusd"),),
                                    interval=lib.Interval.MIN1)

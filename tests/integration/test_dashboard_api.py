@@ -18,9 +18,11 @@ import pytest
 import lib
 from lib import stats
 from financial.models import AssetClass
-from tests.fakes.coin_csv import coin_bars
+from financial import ingest
+from financial.ingest.sources.coins import CoinFileTask
+from tests.fakes.coin_csv import coin_bars, render
 from tests.fakes.series import daily_bars, minute_bars
-from tests.seed import assert_bad_request, store, store_crypto, today_utc
+from tests.seed import assert_bad_request, offline_context, store, store_crypto, today_utc
 
 KEYS = ["crypto", "symbol", "price", "24h", "7d", "1m", "24h-volume", "market-cap"]
 ORDER_BY = ["crypto", "symbol", "price", "24h", "7d", "1m", "24h-volume", "market-cap"]
@@ -276,3 +278,29 @@ def test_the_first_and_last_accepted_dates_are_answered(client, data, day):
     status, body = get(client, date=day)
     assert status == 200
     assert_entries(body["data"], expected(data, dt.date.fromisoformat(day)))
+
+
+def test_a_coin_file_whose_market_cap_is_written_zero_has_an_unknown_cap_sorted_last(app, client, tmp_path):
+    """The published coin dataset writes an unknown market cap as 0.0 on every row (WBTC, SOL, ATOM...). Loaded
+    through the CSV import, such a coin has a null cap and comes last, not first, when sorting by cap."""
+    caps = {"BTC": 19.6e6, "ETH": 120e6}
+    files = {symbol: coin_bars(symbol, end=YESTERDAY, days=5, start_price=price, supply=caps.get(symbol))
+             for symbol, price in (("BTC", 60000.0), ("ETH", 3000.0), ("WBTC", 60100.0))}
+    names = {"BTC": "Bitcoin", "ETH": "Ethereum", "WBTC": "Wrapped Bitcoin"}
+    with app.app_context():
+        for symbol, bars in files.items():
+            text = render(names[symbol], symbol, bars)
+            if symbol == "WBTC":  # every row ends with an empty cap; the dataset writes 0.0 there
+                text = "\n".join(line + "0.0" if line.endswith(",") else line for line in text.splitlines())
+            path = tmp_path / f"coin_{symbol}.csv"
+            path.write_text(text, encoding="utf-8")
+            ingest.store_series(CoinFileTask(path).fetch(offline_context()))
+    for order_type in ("desc", "asc"):
+        status, body = get(client, order_by="market-cap", order_type=order_type)
+        assert status == 200
+        entries = [(entry["symbol"], entry["market-cap"]) for entry in body["data"]]
+        known = sorted(((symbol, bars[-1].market_cap) for symbol, bars in files.items() if symbol in caps),
+                       key=lambda item: item[1], reverse=order_type == "desc")
+        assert entries == known + [("WBTC", None)]
+    wbtc = get(client, id="wbtc")[1]["data"][0]
+    assert (wbtc["price"], wbtc["market-cap"]) == (files["WBTC"][-1].close, None)

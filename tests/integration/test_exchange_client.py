@@ -187,6 +187,20 @@ def test_kraken_errors_sent_with_http_200_and_garbage_are_retried_then_raised(ma
     assert len(ohlc_calls(kraken)) == ATTEMPTS
 
 
+def test_a_kraken_pair_delisted_after_the_market_list_loaded_is_not_found(make_client, kraken):
+    """Kraken's `{"error":["EQuery:Unknown asset pair"],"result":null}` (HTTP 200), which ccxt raises as a plain
+    ExchangeError, is an unknown market like the others: permanent, not retried."""
+    client = make_client("kraken", kraken)
+    info = client.market("btcusd")  # listed when the market list loaded
+    kraken.fake.scenarios["XXBTZUSD"] = "delisted"
+    with pytest.raises(errors.NotFoundError) as raised:
+        client.candles(info, lib.Interval.MIN1, NOW - dt.timedelta(hours=1), now=NOW)
+    assert str(raised.value) == ('kraken: {"error":["EQuery:Unknown asset pair"],"result":null} '
+                                 '(unknown market: the exchange no longer lists it)')
+    assert raised.value.retryable is False and raised.value.symbol == "kraken:btcusd"
+    assert len(ohlc_calls(kraken)) == 1
+
+
 def test_an_outage_then_recovery(make_client, kraken, btc):
     client = make_client("kraken", kraken)
     info = client.market("btcusd")

@@ -73,6 +73,19 @@ def test_empty_market_cap_is_unknown(bars):
     assert [b.market_cap for b in parsed.bars[:2] + parsed.bars[3:]] == [b.market_cap for b in bars[:2] + bars[3:]]
 
 
+@pytest.mark.parametrize("cap", ["0.0", "0", "0e0", "-0.0"])
+def test_a_zero_market_cap_is_unknown_as_the_published_dataset_writes_it(bars, cap):
+    """The dataset writes an unknown cap as 0.0 (WBTC, SOL, ATOM...), never leaving it empty. Row 2 takes the
+    fast path; row 4, with a padded symbol the fast path refuses, the field-by-field one."""
+    lines = render("Bitcoin", "BTC", bars).splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + "," + cap
+    lines[4] = lines[4].rsplit(",", 1)[0].replace(",BTC,", ", BTC ,") + f", {cap} "
+    parsed = coincsv.parse("\n".join(lines))
+    assert parsed.problems == []
+    assert [b.market_cap for b in parsed.bars] == [None if n in (1, 3) else b.market_cap for n, b in enumerate(bars)]
+    assert all(bars[n].market_cap > 0 for n in (1, 3))
+
+
 BAD_ROWS = [
     # (row text after SNo, what the reason must say)
     ("Bitcoin,BTC,2024-03-10 23:59:59,abc,1.0,1.0,1.0,5.0,7.0", "High 'abc' is not a number"),
@@ -199,14 +212,14 @@ def test_read_names_missing_files(tmp_path, bars):
 
 def test_rows_at_the_limits_of_the_rules():
     content = HEADER + "\n" + "\n".join([
-        "1,Zero,ZERO,2024-01-01 23:59:59,0,0,0,0,0,0",  # zero everywhere: allowed
+        "1,Zero,ZERO,2024-01-01 23:59:59,0,0,0,0,0,0",  # zero everywhere: allowed (a zero cap means unknown)
         "2,Zero,ZERO,2024-01-02,1e3,1E-3,0.5,2.5e2,1_000,",  # float() spellings; no market cap
         "3, Zero , zero ,2024-01-03 , 2 , 1 , 1 , 1 , 1 , 1 ",  # spaces around values
     ])
     parsed = coincsv.parse(content)
     assert parsed.problems == []
     assert [values(b) for b in parsed.bars] == [
-        (day_start(dt.date(2024, 1, 1)), 0.0, 0.0, 0.0, 0.0, 0.0, None, 0.0),
+        (day_start(dt.date(2024, 1, 1)), 0.0, 0.0, 0.0, 0.0, 0.0, None, None),
         (day_start(dt.date(2024, 1, 2)), 0.5, 1000.0, 0.001, 250.0, 1000.0, None, None),
         (day_start(dt.date(2024, 1, 3)), 1.0, 2.0, 1.0, 1.0, 1.0, None, 1.0),
     ]

@@ -25,6 +25,7 @@ def client():
     (ccxt.NullResponse("binance empty response"), errors.MalformedPayloadError),
     (ccxt.BadRequest("kraken EGeneral:Invalid arguments"), errors.BadRequestError),
     (ccxt.ExchangeError("kraken something else"), errors.PermanentError),
+    (ccxt.ExchangeError('kraken {"error":["EQuery:Unknown asset pair"],"result":null}'), errors.NotFoundError),
     (ccxt.NotSupported("kraken fetchSomething() is not supported"), errors.PermanentError),
 ])
 def test_ccxt_exceptions_map_onto_lib_errors(client, raised, expected):

@@ -68,8 +68,10 @@ def coin_series(path: Path, context: FetchContext) -> Series:
     if not coin.bars:
         if not coin.rows:
             raise lib.errors.MalformedPayloadError(f"{coin.source}: no data rows under the header", source=UPSTREAM)
+        # The summary line is often all a cron mail shows: it carries the first reason, not only stderr.
         raise lib.errors.MalformedPayloadError(
-            f"{coin.source}: none of its {coin.rows} rows is usable ({_lines(coin)})", source=UPSTREAM)
+            f"{coin.source}: none of its {coin.rows} rows is usable ({_lines(coin)}); first: {coin.problems[0]}",
+            source=UPSTREAM)
     spec = InstrumentSpec(AssetClass.CRYPTO, coin.symbol, name=coin.name)
     known = context.stored.name_of(spec)
     # A symbol names one coin: a file must not pour its prices into another coin's series.
