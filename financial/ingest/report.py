@@ -24,6 +24,7 @@ class Outcome:
     detail: str = ""
     seconds: float = 0.0
     quota_spent: bool = False  # the upstream said its daily quota is spent: call it no more this run
+    retryable: bool = False  # failed for a reason that may pass (network, 5xx, rate limit): worth another try
 
 
 @dataclass
