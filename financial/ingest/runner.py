@@ -3,6 +3,9 @@ transaction with a new data generation, so a failure leaves no partial series be
 other tasks. When an upstream says its daily quota is spent, the remaining tasks for that upstream are
 skipped rather than sent to be refused. A configuration error (no API key) concerns every task alike: it
 stops the run.
+
+Celery workers (financial.workers) run each task through the same `run_one`; the outcome helpers below
+(`quota_spent`, `log_outcome`, `progress_line`) are theirs too, so both read alike.
 """
 from __future__ import annotations
 
