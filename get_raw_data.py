@@ -26,6 +26,8 @@ import threading
 from pathlib import Path
 from typing import Sequence
 
+from flask import Flask
+
 import lib
 import lib.symbols
 from financial import Settings, StartupError, create_app
@@ -179,31 +181,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.worker:
                 from financial.workers.worker import run_worker
                 return run_worker(app, concurrency=args.concurrency, heartbeat=args.heartbeat)
-            batch = None
-            if settings.broker_url:  # Celery is imported only then: the in-process default never needs it
-                from financial.workers.batch import Batch
-                batch = Batch(app, settings, timeout=args.timeout)
-            if args.no_wait:
-                assert batch is not None
-                return batch.enqueue(plan.plan_run(args.request, settings), out=sys.stdout, progress=progress)
-            if args.every:
-                # A stop request lets the current run finish its instrument, then ends the loop.
-                stop = threading.Event()
-                for signum in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(signum, lambda *_: stop.set())
-                return scheduler.run_every(args.every, args.request, settings, stop, out=sys.stdout,
-                                           progress=progress, heartbeat=args.heartbeat, max_runs=args.max_runs,
-                                           batch=batch)
-            with Upstreams(settings) as upstreams:
-                report = scheduler.run_once(args.request, settings, upstreams, out=sys.stdout, progress=progress,
-                                            batch=batch)
-            return 0 if report.ok else 1
+            return ingest(app, settings, args)
     except lib.errors.ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; every instrument stored so far is complete", file=sys.stderr)
         return 130
+
+
+def ingest(app: Flask, settings: Settings, args: argparse.Namespace) -> int:
+    """The ingest the command line asks for, in-process or, with BROKER_URL, on the workers; its exit status."""
+    batch = None
+    if settings.broker_url:  # Celery is imported only then: the in-process default never needs it
+        from financial.workers.batch import Batch
+        batch = Batch(app, settings, timeout=args.timeout)
+    try:
+        if args.no_wait:
+            assert batch is not None
+            return batch.enqueue(plan.plan_run(args.request, settings), out=sys.stdout, progress=progress)
+        if args.every:
+            # A stop request lets the current run finish its instrument, then ends the loop.
+            stop = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            return scheduler.run_every(args.every, args.request, settings, stop, out=sys.stdout, progress=progress,
+                                       heartbeat=args.heartbeat, max_runs=args.max_runs, batch=batch)
+        with Upstreams(settings) as upstreams:
+            report = scheduler.run_once(args.request, settings, upstreams, out=sys.stdout, progress=progress,
+                                        batch=batch)
+        return 0 if report.ok else 1
+    finally:
+        if batch is not None:
+            batch.close()
 
 
 if __name__ == "__main__":

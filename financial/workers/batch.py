@@ -14,6 +14,9 @@ the in-process runner makes, then the after-run steps, once for the batch.
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -45,10 +48,11 @@ BROKER_ERRORS = (redis.RedisError, OperationalError, OSError)
 IN_FLIGHT = "not sent: its task from an earlier run is still queued or running"
 
 
-def claim_name(task: Task) -> str:
-    """What a task claims while in flight: its instrument (and interval) for its source."""
-    interval = getattr(task, "interval", "")
-    return f"{task.upstream}:{task.label}:{interval}"
+def claim_name(message: Mapping[str, Any], task: Task) -> str:
+    """What a task claims while in flight: its kind and label, to read, and a digest of all it asks for, so
+    that the same ask (the same market, source, interval and window, tick after tick) is the same claim."""
+    digest = hashlib.sha1(json.dumps(message, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{message['kind']}:{task.label}:{digest}"
 
 
 @dataclass
@@ -81,19 +85,20 @@ class Batch:
         sent: list[Sent] = []
         not_sent: dict[int, Outcome] = {}
         deadline = time.time() + self.timeout
+        expiry = dt.datetime.fromtimestamp(deadline, dt.timezone.utc) if expires else None
         broker_down: str | None = None
         for index, task in enumerate(tasks):
             if broker_down:
                 not_sent[index] = Outcome(task.label, "failed", detail=f"not sent: {broker_down}")
                 continue
-            task_id, claim = str(uuid.uuid4()), claim_name(task)
+            message = encode_task(task)
+            task_id, claim = str(uuid.uuid4()), claim_name(message, task)
             try:
                 if not self.shared.claim(claim, task_id, self.claim_seconds):
                     not_sent[index] = Outcome(task.label, "skipped", detail=IN_FLIGHT)
                     continue
-                self.celery.send_task(TASK_NAME, args=[encode_task(task)],
-                                      kwargs={"claim": claim, "deadline": deadline}, task_id=task_id,
-                                      queue=self.settings.ingest_queue, expires=deadline if expires else None)
+                self.celery.send_task(TASK_NAME, args=[message], kwargs={"claim": claim, "deadline": deadline},
+                                      task_id=task_id, queue=self.settings.ingest_queue, expires=expiry)
             except BROKER_ERRORS as exc:
                 broker_down = f"the broker is unreachable ({type(exc).__name__})"
                 log.warning("cannot send ingest tasks: %s", exc)

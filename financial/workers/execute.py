@@ -74,7 +74,11 @@ def run_task(self: Task, message: dict[str, Any], *, claim: str, deadline: float
     """The Celery task: one ingest task, its outcome as JSON. `claim` names the in-flight claim to release
     once done; `deadline` (epoch seconds) is when the sender stops waiting."""
     context = worker_context()
-    task = decode_task(message)
+    try:
+        task = decode_task(message)
+    except ValueError:  # from a sender of another version: the run reports it as a worker error
+        context.shared.release(claim, self.request.id)
+        raise
     started = time.monotonic()
     try:
         if context.shared.quota_spent(task.upstream):

@@ -8,6 +8,7 @@ short here (INGEST_TASK_TIMEOUT=8), so a task whose worker died is handed out ag
 from __future__ import annotations
 
 import datetime as dt
+import json
 import signal
 import subprocess
 import sys
@@ -240,6 +241,14 @@ def test_no_wait_sends_once_and_a_queued_task_is_not_sent_twice(tmp_path, upstre
         assert waited.returncode == 1
         assert table == {"kraken:c30usd": ("skipped", 0, IN_FLIGHT), "kraken:c31usd": ("skipped", 0, IN_FLIGHT),
                          "kraken:c32usd": ("failed", 0, "no worker took it within 2s")}
+        queued = [json.loads(raw) for raw in redis.Redis.from_url(nobody.url).lrange(nobody.queue, 0, -1)]
+        expiries = [message["headers"]["expires"] for message in queued]
+        assert expiries.count(None) == 2  # --no-wait: whenever a worker comes
+        expired = dt.datetime.fromisoformat(next(stamp for stamp in expiries if stamp))
+        assert abs((expired - dt.datetime.now(UTC)).total_seconds()) < 5  # the waiting run's task: at its deadline
+        claims = redis.Redis.from_url(nobody.url).scan_iter(f"ingest:{nobody.queue}:inflight:*")
+        assert sorted(key.decode().split(":inflight:")[1].rsplit(":", 1)[0] for key in claims) == [
+            "market:kraken:c30usd", "market:kraken:c31usd"]  # the claim of the task never taken is gone
     finally:
         shut(nobody)
 
