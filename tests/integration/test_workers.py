@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -286,8 +287,8 @@ def test_a_worker_killed_mid_task_leaves_its_tasks_to_the_other(tmp_path, upstre
 
 
 def test_the_worker_and_the_scheduler_outlive_the_broker_going_away(tmp_path, upstreams):
-    require_broker(broker_url())
-    with TcpProxy("127.0.0.1", int(broker_url().split(":")[2].split("/")[0])) as proxy:
+    redis_server = urlsplit(require_broker(broker_url()))
+    with TcpProxy(redis_server.hostname or "127.0.0.1", redis_server.port or 6379) as proxy:
         through = f"redis://127.0.0.1:{proxy.port}/{TEST_BROKER_DB}"
         heartbeat = tmp_path / "heartbeat"
         pair = cluster_of(tmp_path, upstreams, workers=0, broker=through)
