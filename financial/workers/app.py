@@ -12,7 +12,7 @@ How the configuration serves the ingest:
   a worker never takes more tasks than it has threads (prefetch 1);
 - tasks are marked started, so a run that stops waiting can tell "never taken" from "still running";
 - connections to the broker are retried for ever, at start-up too: a worker or a scheduler outlives a
-  Redis restart; a result is stored again until Redis takes it.
+  Redis restart; storing a result is retried for a few minutes.
 """
 from __future__ import annotations
 
