@@ -45,9 +45,10 @@ def unique_queue(prefix: str = "test") -> str:
 
 
 def forget_queue(url: str, queue: str) -> None:
-    """Delete the queue and everything the workers kept under its name."""
+    """Delete the queue, its bindings and everything the workers kept under its name (results expire)."""
     client = redis.Redis.from_url(url)
-    keys = [queue, *client.scan_iter(f"ingest:{queue}:*")]
+    keys = [queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}",
+            *client.scan_iter(f"ingest:{queue}:*")]
     client.delete(*keys)
     client.close()
 
