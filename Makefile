@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint audit bench swagger fixtures clean
+.PHONY: install run test lint audit bench bench-workers swagger fixtures clean
 
 install: $(STAMP)
 
@@ -31,6 +31,11 @@ audit: install
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.growth
+	$(MAKE) --no-print-directory bench-workers
+
+# Ingest of many markets in-process against 1, 2 and 4 worker processes (bench/workers.py; Redis db 11).
+bench-workers: install
+	$(PY) -m bench.workers $(BENCH_WORKERS_ARGS)
 
 swagger: install
 	$(VENV)/bin/flask --app app export-swagger

@@ -8,8 +8,11 @@
     python get_raw_data.py --source csv --path FILE_OR_DIR # historical coin CSV files (one coin per file)
     python get_raw_data.py --demo                          # the bundled sample data, offline
     python get_raw_data.py --every 60 [other options]      # scheduler mode: repeat, never overlap itself
+    python get_raw_data.py --worker [--concurrency N]      # with BROKER_URL: a Celery worker running ingest tasks
 
-Progress goes to stderr, the per-symbol summary to stdout. Exit status: 0 when every symbol was stored,
+With BROKER_URL set, the same commands send one task per symbol, market or file to the workers, wait for
+them (at most --timeout seconds) and print the same summary with the same exit status; `--no-wait` only
+sends them. Progress goes to stderr, the per-symbol summary to stdout. Exit status: 0 when every symbol was stored,
 1 when any failed or the database cannot be opened, 2 for bad usage or configuration (each with a
 one-line message, no traceback). A CSV file counts as stored when its good rows are; the rows it skipped
 as bad are logged by line and counted in its summary line.
@@ -22,6 +25,8 @@ import sys
 import threading
 from pathlib import Path
 from typing import Sequence
+
+from flask import Flask
 
 import lib
 import lib.symbols
@@ -56,8 +61,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="scheduler mode: run every SECONDS, never two runs at once")
     parser.add_argument("--max-runs", type=int, metavar="N", help="with --every: stop after N runs")
     parser.add_argument("--heartbeat", metavar="FILE", type=Path,
-                        help="with --every: touch FILE after every run (for container health checks)")
+                        help="with --every: touch FILE after every run; with --worker: while connected to the "
+                             "broker (for container health checks)")
+    parser.add_argument("--worker", action="store_true",
+                        help="run a Celery worker that runs the ingest tasks sent through BROKER_URL")
+    parser.add_argument("--concurrency", type=int, metavar="N",
+                        help="with --worker: tasks run at once, on threads (default 8)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="with BROKER_URL: send the tasks to the workers and exit (no summary, no after-run steps)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="with BROKER_URL: tasks not finished this long after sending fail the run "
+                             "(default INGEST_TASK_TIMEOUT, 300)")
     args = parser.parse_args(argv)
+    if args.worker:
+        check_worker_args(parser, args)
+        return args
     if args.days is not None and not 1 <= args.days <= 36500:
         parser.error(f"--days must be between 1 and 36500, got {args.days}")
     if args.every is not None and args.every < 1:
@@ -65,12 +83,38 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.max_runs is not None and (args.every is None or args.max_runs < 1):
         parser.error("--max-runs needs --every and a positive count")
     if args.heartbeat and args.every is None:
-        parser.error("--heartbeat needs --every")
+        parser.error("--heartbeat needs --every or --worker")
+    if args.concurrency is not None:
+        parser.error("--concurrency needs --worker")
+    if args.no_wait and args.every is not None:
+        parser.error("--no-wait cannot go with --every: the scheduler waits for each tick's tasks")
+    if args.timeout is not None and not 1 <= args.timeout <= 86400:
+        parser.error(f"--timeout must be between 1 and 86400 seconds, got {args.timeout:g}")
     try:  # bad usage is reported before anything touches the database
         args.request = request_of(args)
     except ValueError as exc:
         parser.error(str(exc))
     return args
+
+
+def check_worker_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    ingest_options = ("source", "path", "symbols", "markets", "days", "interval", "every", "max_runs", "timeout")
+    given = [f"--{name.replace('_', '-')}" for name in ingest_options if getattr(args, name) is not None]
+    given += [flag for flag, on in (("--demo", args.demo), ("--no-wait", args.no_wait)) if on]
+    if given:
+        parser.error(f"--worker runs the tasks others send; it takes no {', '.join(given)}")
+    if args.concurrency is None:
+        args.concurrency = 8
+    if not 1 <= args.concurrency <= 256:
+        parser.error(f"--concurrency must be between 1 and 256, got {args.concurrency}")
+
+
+def needs_broker(args: argparse.Namespace) -> str | None:
+    """The option given that only makes sense with BROKER_URL, if any."""
+    for flag, given in (("--worker", args.worker), ("--no-wait", args.no_wait), ("--timeout", args.timeout)):
+        if given:
+            return flag
+    return None
 
 
 def request_of(args: argparse.Namespace) -> IngestRequest:
@@ -123,28 +167,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = Settings.from_env()
-        app = create_app(settings, process="ingest")
+        app = create_app(settings, process="worker" if args.worker else "ingest")
     except StartupError as exc:
         print(f"{exc.prefix}: {exc}", file=sys.stderr)
         return exc.exit_code
+    flag = needs_broker(args)
+    if flag and not settings.broker_url:
+        print(f"error: {flag} needs BROKER_URL (the Redis of the Celery workers, e.g. redis://127.0.0.1:6379/1)",
+              file=sys.stderr)
+        return 2
     try:
         with app.app_context():
-            if args.every:
-                # A stop request lets the current run finish its instrument, then ends the loop.
-                stop = threading.Event()
-                for signum in (signal.SIGTERM, signal.SIGINT):
-                    signal.signal(signum, lambda *_: stop.set())
-                return scheduler.run_every(args.every, args.request, settings, stop, out=sys.stdout,
-                                           progress=progress, heartbeat=args.heartbeat, max_runs=args.max_runs)
-            with Upstreams(settings) as upstreams:
-                report = scheduler.run_once(args.request, settings, upstreams, out=sys.stdout, progress=progress)
-            return 0 if report.ok else 1
+            if args.worker:
+                from financial.workers.worker import run_worker
+                return run_worker(app, concurrency=args.concurrency, heartbeat=args.heartbeat)
+            return ingest(app, settings, args)
     except lib.errors.ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; every instrument stored so far is complete", file=sys.stderr)
         return 130
+
+
+def ingest(app: Flask, settings: Settings, args: argparse.Namespace) -> int:
+    """The ingest the command line asks for, in-process or, with BROKER_URL, on the workers; its exit status."""
+    batch = None
+    if settings.broker_url:  # Celery is imported only then: the in-process default never needs it
+        from financial.workers.batch import Batch
+        batch = Batch(app, settings, timeout=args.timeout)
+    try:
+        if args.no_wait:
+            assert batch is not None
+            return batch.enqueue(plan.plan_run(args.request, settings), out=sys.stdout, progress=progress)
+        if args.every:
+            # A stop request lets the current run finish its instrument, then ends the loop.
+            stop = threading.Event()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
+            return scheduler.run_every(args.every, args.request, settings, stop, out=sys.stdout, progress=progress,
+                                       heartbeat=args.heartbeat, max_runs=args.max_runs, batch=batch)
+        with Upstreams(settings) as upstreams:
+            report = scheduler.run_once(args.request, settings, upstreams, out=sys.stdout, progress=progress,
+                                        batch=batch)
+        return 0 if report.ok else 1
+    finally:
+        if batch is not None:
+            batch.close()
 
 
 if __name__ == "__main__":

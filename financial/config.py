@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from dotenv import dotenv_values
 
@@ -54,6 +55,9 @@ class Settings:
     exchange_min_interval: float | None = None
     minute_retention_days: int = 30
     redis_url: str | None = None
+    broker_url: str | None = None  # set: ingest tasks go to Celery workers through this Redis
+    ingest_queue: str = "celery"
+    ingest_task_timeout: int = 300  # seconds: the longest one ingest task may take on a worker
     app_env: str = "development"
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
     smtp_host: str | None = None
@@ -174,6 +178,39 @@ def _origins(name: str, value: str) -> tuple[str, ...]:
     return origins
 
 
+def _queue_name(name: str, value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not re.match(r"^[A-Za-z0-9_.:-]{1,100}$", value):
+        raise ConfigError(f"{name} must be 1 to 100 letters, digits or _ . : -, got {value!r}")
+    return value
+
+
+def redis_database(url: str) -> tuple[str, int | str, int]:
+    """(host or socket path, port, database number) of a Redis URL, the defaults filled in."""
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    if parts.scheme == "unix":
+        return parts.path, "", int(query.get("db", ["0"])[0])
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else int(query.get("db", ["0"])[0])
+    return (parts.hostname or "localhost").lower(), parts.port or 6379, db
+
+
+def _check_broker(parsed: Mapping[str, Any]) -> None:
+    broker, cache = parsed.get("broker_url"), parsed.get("redis_url")
+    try:
+        same = bool(broker and cache and redis_database(broker) == redis_database(cache))
+    except ValueError:
+        raise ConfigError("BROKER_URL and REDIS_URL must end in a database number, e.g. redis://host:6379/1") from None
+    if same and broker:
+        host, port, db = redis_database(broker)
+        where = f"{host}:{port}/{db}" if port else f"{host}?db={db}"
+        raise ConfigError(f"BROKER_URL and REDIS_URL are the same Redis database ({where}): the broker needs a "
+                          f"database of its own, e.g. BROKER_URL=redis://{host}:{port or 6379}/{db + 1}")
+
+
 def _email(name: str, value: str) -> str | None:
     """An e-mail address such as alerts@example.com (it goes into a From header: nothing else may ride along)."""
     value = value.strip()
@@ -207,6 +244,9 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "EXCHANGE_MIN_INTERVAL": ("exchange_min_interval", _number(float, 0, 60)),
     "MINUTE_RETENTION_DAYS": ("minute_retention_days", _number(int, 1, 3650)),
     "REDIS_URL": ("redis_url", _url("redis://", "rediss://", "unix://")),
+    "BROKER_URL": ("broker_url", _url("redis://", "rediss://")),
+    "INGEST_QUEUE": ("ingest_queue", _queue_name),
+    "INGEST_TASK_TIMEOUT": ("ingest_task_timeout", _number(int, 5, 86400)),
     "APP_ENV": ("app_env", _choice("development", "production")),
     "SECRET_KEY": ("secret_key", _text),
     "SMTP_HOST": ("smtp_host", _text),
@@ -249,6 +289,7 @@ def _parse(values: Mapping[str, str]) -> dict:
         parsed["log_level"] = parsed["log_level"].upper()
     if parsed.get("app_env") == "production" and not parsed.get("secret_key"):
         raise ConfigError("SECRET_KEY is required when APP_ENV=production")
+    _check_broker(parsed)
     if parsed.get("smtp_user") and not parsed.get("smtp_password"):
         raise ConfigError("SMTP_PASSWORD is required when SMTP_USER is set")
     if parsed.get("smtp_password") and not parsed.get("smtp_user"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -32,7 +33,7 @@ import requests
 
 from lib import errors
 from lib.bars import Bar, Interval
-from lib.http import RetryPolicy, retry_after
+from lib.http import Limiter, LimiterFactory, RetryPolicy, retry_after
 from lib.markets import MarketId, MarketInfo, closed_since, display_name
 
 SOURCE = "exchange"
@@ -91,14 +92,19 @@ class ExchangeClient:
 
     `session` and `timeout` (seconds) go to ccxt's HTTP calls; `min_interval` spaces calls (None: ccxt's
     own pacing for that exchange, 0: none); retryable failures are retried per `retry`.
+
+    `limiter_for` hands in a pacing of the caller's (one shared by several processes): it is asked for the
+    limiter of `exchange:<id>` at that same interval (`min_interval`, else ccxt's own for the exchange),
+    ccxt's throttle, which knows only its own client, is turned off, and every HTTP request waits on the
+    limiter. One client may serve several threads.
     """
 
     source = SOURCE
 
     def __init__(self, exchange_id: str, *, base_url: str | None = None, session: requests.Session | None = None,
                  timeout: float = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
-                 min_interval: float | None = None, sleep: Callable[[float], None] = time.sleep,
-                 environ: Mapping[str, str] = os.environ) -> None:
+                 min_interval: float | None = None, limiter_for: LimiterFactory | None = None,
+                 sleep: Callable[[float], None] = time.sleep, environ: Mapping[str, str] = os.environ) -> None:
         ccxt = _ccxt()
         self.id = exchange_id.strip().lower()
         if self.id not in ccxt.exchanges:
@@ -117,12 +123,27 @@ class ExchangeClient:
         self.exchange = getattr(ccxt, self.id)(config)
         if base_url:
             self.exchange.urls["api"] = rebase_urls(self.exchange.urls["api"], base_url)
+        self.limiter: Limiter | None = None
+        if limiter_for is not None:
+            interval = min_interval if min_interval is not None else float(self.exchange.rateLimit) / 1000
+            self.limiter = limiter_for(f"{SOURCE}:{self.id}", interval)
+            self.exchange.enableRateLimit = False
         self.retry = retry
         self._sleep = sleep
         self._markets: dict[str, MarketInfo] | None = None
         self._markets_loaded = 0.0  # time.monotonic() of the last load
-        self.last_status: int | None = None
+        self._markets_lock = threading.Lock()
+        self._thread = threading.local()  # each thread's last response status
         self._watch_responses()
+
+    @property
+    def last_status(self) -> int | None:
+        """The HTTP status of this thread's last response (None before any)."""
+        return getattr(self._thread, "status", None)
+
+    @last_status.setter
+    def last_status(self, status: int | None) -> None:
+        self._thread.status = status
 
     @property
     def name(self) -> str:
@@ -162,6 +183,8 @@ class ExchangeClient:
             return on_rest_response(code, *args, **kwargs)
 
         def json_only(url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
+            if self.limiter is not None:
+                self.limiter.wait()
             response = fetch(url, method, headers, body)
             if not isinstance(response, (dict, list)):
                 snippet = str(response)[:60].replace("\n", " ")
@@ -228,12 +251,13 @@ class ExchangeClient:
         """The exchange's spot markets by every spelling we accept, loaded again once older than `max_age`
         seconds (default MARKETS_MAX_AGE): a long-lived client, such as a scheduler's, sees markets listed
         since."""
-        age = time.monotonic() - self._markets_loaded
-        if self._markets is None or age > (MARKETS_MAX_AGE if max_age is None else max_age):
-            loaded = self._call("markets", self.exchange.load_markets, reload=self._markets is not None)
-            self._markets = self._index(loaded.values())
-            self._markets_loaded = time.monotonic()
-        return self._markets
+        with self._markets_lock:  # threads sharing the client load the list once, not once each
+            age = time.monotonic() - self._markets_loaded
+            if self._markets is None or age > (MARKETS_MAX_AGE if max_age is None else max_age):
+                loaded = self._call("markets", self.exchange.load_markets, reload=self._markets is not None)
+                self._markets = self._index(loaded.values())
+                self._markets_loaded = time.monotonic()
+            return self._markets
 
     def _index(self, markets: Iterable[Any]) -> dict[str, MarketInfo]:
         infos = []
@@ -316,12 +340,14 @@ class ExchangeSource:
             environ.get("EXCHANGE_BASE_URLS"))
         self.client_options = client_options
         self._clients: dict[str, ExchangeClient] = {}
+        self._lock = threading.Lock()
 
     def client(self, exchange_id: str) -> ExchangeClient:
-        if exchange_id not in self._clients:
-            self._clients[exchange_id] = ExchangeClient(exchange_id, base_url=self.base_urls.get(exchange_id),
-                                                        environ={}, **self.client_options)
-        return self._clients[exchange_id]
+        with self._lock:
+            if exchange_id not in self._clients:
+                self._clients[exchange_id] = ExchangeClient(exchange_id, base_url=self.base_urls.get(exchange_id),
+                                                            environ={}, **self.client_options)
+            return self._clients[exchange_id]
 
     def resolve(self, market: MarketId) -> MarketInfo:
         return self.client(market.exchange).market(market.pair)

@@ -1,7 +1,8 @@
 """HTTP plumbing shared by the upstream clients: one session, timeouts, pacing, retries, redaction.
 
-Each client owns one `HttpClient`. A call goes through the rate limiter, then the session with explicit
-connect and read timeouts; transport failures become the typed errors of `lib.errors`, and the client's
+Each client owns one `HttpClient`. A call goes through the rate limiter (its own `RateLimiter`, or any
+`Limiter` given: one shared by several processes, say), then the session with explicit connect and read
+timeouts; transport failures become the typed errors of `lib.errors`, and the client's
 own `check` turns the decoded body into data or a typed error. Retryable errors are retried with
 exponential backoff and jitter; permanent ones are raised at once.
 """
@@ -12,7 +13,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 from urllib.parse import quote, quote_plus
 
 import requests
@@ -51,8 +52,20 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return Redactor(secrets)(text)
 
 
+class Limiter(Protocol):
+    """Paces the calls to one upstream: `wait()` blocks until the next call may go out."""
+
+    def wait(self) -> float:
+        """Block until the next call may go out; return how long that took."""
+
+
+# (upstream key, min interval in seconds) -> the limiter of that upstream: how a caller hands the clients a
+# pacing of its own (shared by every process, for instance) instead of each client's `RateLimiter`.
+LimiterFactory = Callable[[str, float], Limiter]
+
+
 class RateLimiter:
-    """Spaces calls at least `min_interval` seconds apart; safe to share between threads."""
+    """Spaces calls at least `min_interval` seconds apart within this process; safe to share between threads."""
 
     def __init__(self, min_interval: float, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -113,12 +126,13 @@ class HttpClient:
 
     `check(response)` is the source's own reading of a decoded response: it returns the useful part
     or raises a typed error. It runs inside the retry loop, so a source-level retryable error (a burst
-    rate limit delivered as HTTP 200, say) is retried like a network fault.
+    rate limit delivered as HTTP 200, say) is retried like a network fault. Calls are spaced `min_interval`
+    seconds apart, or paced by `limiter` when one is given.
     """
 
     def __init__(self, source: str, base_url: str, *, session: requests.Session | None = None,
                  timeout: float | tuple[float, float] = DEFAULT_TIMEOUT, retry: RetryPolicy = RetryPolicy(),
-                 min_interval: float = 0.0, secrets: Iterable[str | None] = (),
+                 min_interval: float = 0.0, limiter: Limiter | None = None, secrets: Iterable[str | None] = (),
                  headers: Mapping[str, str] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -130,7 +144,7 @@ class HttpClient:
         self._owns_session = session is None
         self.timeout = timeout
         self.retry = retry
-        self.limiter = RateLimiter(min_interval, sleep=sleep)
+        self.limiter: Limiter = limiter or RateLimiter(min_interval, sleep=sleep)
         self.redact = Redactor(secrets)
         self._sleep = sleep
         self._headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}

@@ -175,8 +175,8 @@ def smtp_server():
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for running app.py or get_raw_data.py as a subprocess against the same stack."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ALPHAVANTAGE_", "DATABASE_",
-                                                                                 "REDIS_", "CACHE_"))}
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("ALPHAVANTAGE_", "DATABASE_", "REDIS_", "CACHE_", "BROKER_", "INGEST_"))}
     env.update(ENV_FILE=os.devnull, DATABASE_URL=settings.database_url, LOG_DIR="", LOG_LEVEL="WARNING",
                SECRET_KEY=settings.secret_key, CACHE_KEY_PREFIX=settings.cache_key_prefix,
                ALPHAVANTAGE_MIN_INTERVAL="0", PYTHONPATH=str(Path(__file__).resolve().parent.parent))

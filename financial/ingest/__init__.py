@@ -11,6 +11,9 @@
     after      the after-run steps; the ingest's only way into the services
     report     outcomes and the summary lines
     scheduler  one run, and `--every N`, which owns its upstream clients for the life of the process
+
+With BROKER_URL set, financial.workers carries the same tasks to Celery workers, which run them through
+`run_one`, and brings their outcomes back into the same Report.
 """
 from financial.ingest.after import AfterRun, finish, prune_intraday_bars
 from financial.ingest.plan import IngestRequest, Plan, plan_for, plan_run

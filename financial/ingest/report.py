@@ -25,6 +25,7 @@ class Outcome:
     seconds: float = 0.0
     quota_spent: bool = False  # the upstream said its daily quota is spent: call it no more this run
     instrument_id: int | None = None  # the instrument whose bars were stored
+    retryable: bool = False  # failed for a reason that may pass (network, 5xx, rate limit): worth another try
 
 
 @dataclass

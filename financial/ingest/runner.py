@@ -3,6 +3,9 @@ transaction with a new data generation, so a failure leaves no partial series be
 other tasks. When an upstream says its daily quota is spent, the remaining tasks for that upstream are
 skipped rather than sent to be refused. A configuration error (no API key) concerns every task alike: it
 stops the run.
+
+Celery workers (financial.workers) run each task through the same `run_one`; the outcome helpers below
+(`quota_spent`, `log_outcome`, `progress_line`) are theirs too, so both read alike.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import lib
 from financial.extensions import current_settings, db
 from financial.ingest.report import Outcome, Report
-from financial.ingest.tasks import FetchContext, InstrumentSpec, Series, Task, utc_clock
+from financial.ingest.tasks import FetchContext, InstrumentSpec, NotFetched, Series, Task, utc_clock
 from financial.models import Instrument
 from financial.storage import bars, instruments
 from financial.transactions import unit_of_work
@@ -78,24 +81,41 @@ def run(tasks: Iterable[Task], *, upstreams: Upstreams | None = None, clock: Cal
         for number, task in enumerate(tasks, 1):
             started = time.monotonic()
             if task.upstream in spent:
-                outcome = Outcome(task.label, "skipped",
-                                  detail=f"not fetched: the {task.upstream} daily quota is spent")
+                outcome = quota_spent(task)
             else:
                 outcome = run_one(task, context)
                 if outcome.quota_spent:
                     spent.add(task.upstream)
             outcome.seconds = time.monotonic() - started
             report.add(outcome)
-            log.info("ingest %s: %s, %d rows in %.2fs %s", outcome.label, outcome.status, outcome.rows,
-                     outcome.seconds, outcome.detail,
-                     extra={"symbol": outcome.label, "status": outcome.status, "rows": outcome.rows,
-                            "duration_s": round(outcome.seconds, 3)})
-            progress(f"[{number}/{len(tasks)}] {outcome.label}: {outcome.status}, {outcome.rows} rows"
-                     + (f" ({outcome.detail})" if outcome.detail else ""))
+            log_outcome(outcome)
+            progress(progress_line(number, len(tasks), outcome))
     finally:
         if owned:
             context.upstreams.close()
     return report
+
+
+def quota_note(upstream: str) -> str:
+    return f"not fetched: the {upstream} daily quota is spent"
+
+
+def quota_spent(task: Task) -> Outcome:
+    """The outcome of a task not sent because its upstream's daily quota is spent."""
+    return Outcome(task.label, "skipped", detail=quota_note(task.upstream))
+
+
+def log_outcome(outcome: Outcome) -> None:
+    log.info("ingest %s: %s, %d rows in %.2fs %s", outcome.label, outcome.status, outcome.rows,
+             outcome.seconds, outcome.detail,
+             extra={"symbol": outcome.label, "status": outcome.status, "rows": outcome.rows,
+                    "duration_s": round(outcome.seconds, 3)})
+
+
+def progress_line(number: int, total: int, outcome: Outcome) -> str:
+    """`[3/10] IBM: ok, 10 rows`, as each task ends."""
+    return (f"[{number}/{total}] {outcome.label}: {outcome.status}, {outcome.rows} rows"
+            + (f" ({outcome.detail})" if outcome.detail else ""))
 
 
 def run_one(task: Task, context: FetchContext) -> Outcome:
@@ -111,10 +131,12 @@ def run_one(task: Task, context: FetchContext) -> Outcome:
         return Outcome(task.label, "ok", stored.rows, series.note, instrument_id=stored.instrument_id)
     except lib.errors.ConfigurationError:
         raise
+    except NotFetched as exc:
+        return Outcome(task.label, "skipped", detail=str(exc))
     except lib.QuotaExhaustedError as exc:
         return Outcome(task.label, "failed", detail=str(exc), quota_spent=True)
     except lib.MarketDataError as exc:
-        return Outcome(task.label, "failed", detail=f"{type(exc).__name__}: {exc}")
+        return Outcome(task.label, "failed", detail=f"{type(exc).__name__}: {exc}", retryable=exc.retryable)
     except SQLAlchemyError as exc:
         log.exception("database error while storing %s", task.label)
         return Outcome(task.label, "failed", detail=f"database error: {type(exc).__name__}")

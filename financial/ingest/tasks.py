@@ -56,6 +56,11 @@ class FetchContext:
     clock: Callable[[], dt.datetime]  # aware UTC; tests pin it
 
 
+class NotFetched(Exception):
+    """The task's upstream must not be called after all (its daily quota was spent meanwhile, as another
+    worker found): the task is reported as skipped, with this message."""
+
+
 class Task(Protocol):
     @property
     def label(self) -> str:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MAX_MARKETS = 100  # per user: each watched market is one more upstream call in every minute ingest
 DAY = dt.timedelta(hours=24)
 # A request waits for the upstream a few seconds at most; the ingest's clients are more patient.
-LOOKUP_OPTIONS = {"timeout": 5.0, "retry": lib.RetryPolicy(attempts=2, backoff=0.2, max_backoff=0.5)}
+LOOKUP_OPTIONS: dict[str, Any] = {"timeout": 5.0, "retry": lib.RetryPolicy(attempts=2, backoff=0.2, max_backoff=0.5)}
 LOOKUP_TTL = 3600.0
 _LOOKUP_LOCK = threading.Lock()
 

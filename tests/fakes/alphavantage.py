@@ -291,6 +291,12 @@ class FakeAlphaVantage:
             raise ValueError(f"interval must be one of {INTRADAY_INTERVALS}")
         self.intraday[(symbol, interval)] = sorted(bars, key=lambda bar: bar.timestamp)
 
+    @property
+    def served(self) -> int:
+        """Calls answered with data so far (what `quota` counts)."""
+        with self._lock:
+            return self._served
+
     def calls(self, symbol: str | None = None) -> list[dict[str, str]]:
         """The recorded requests, optionally only those for `symbol`."""
         with self._lock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -104,3 +105,40 @@ class Scenarios(dict):
             seen = self._calls.get(key, 0)
             self._calls[key] = seen + 1
         return name if seen < int(count) else None
+
+
+class Timed:
+    """A WSGI app wrapped to record when each request arrived (`times`: time.monotonic(), path) and to answer
+    `delay` seconds late (`slow[path]` seconds for the paths in `slow`): an upstream whose every call costs
+    a round trip, and a clock at the upstream's end to measure pacing by."""
+
+    def __init__(self, app: Any, delay: float = 0.0) -> None:
+        self.app = app
+        self.delay = delay
+        self.slow: dict[str, float] = {}
+        self.times: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        with self._lock:
+            self.times.append((time.monotonic(), path))
+        pause = self.slow.get(path, self.delay)
+        if pause:
+            time.sleep(pause)
+        return self.app(environ, start_response)
+
+    def arrivals(self, path_prefix: str = "") -> list[float]:
+        with self._lock:
+            return sorted(stamp for stamp, path in self.times if path.startswith(path_prefix))
+
+
+def most_in_any_window(stamps: list[float], seconds: float = 1.0) -> int:
+    """The largest number of `stamps` that fall within one window of `seconds` (closed at both ends)."""
+    stamps = sorted(stamps)
+    most, start = 0, 0
+    for end, stamp in enumerate(stamps):
+        while stamp - stamps[start] > seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most

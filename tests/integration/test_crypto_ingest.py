@@ -309,18 +309,21 @@ def test_crypto_arguments():
     assert get_raw_data.parse_args([]).request.interval is lib.Interval.DAY
 
 
-def test_the_scheduler_keeps_its_clients_from_tick_to_tick(app_factory, upstreams):
+def test_the_scheduler_keeps_its_clients_from_tick_to_tick(app_factory):
     """An exchange's market list is loaded once for the life of the scheduler, not once a tick."""
-    # Fewer candles than Kraken's 720 a page, so each tick is one OHLC call however long after collection
-    # this runs (a full page ending before the real clock would be followed by another page).
-    upstreams.load(minute_bars("btc", end=NOW, count=600, start_price=60000, price_decimals=1), upstreams.eth)
-    app = app_factory(exchange_base_urls=f"kraken={upstreams.servers[1].url}", exchange_min_interval=0.0)
-    request = ingest.IngestRequest(source="exchange", markets=(lib.parse_market("kraken:btcusd"),),
-                                   interval=lib.Interval.MIN1)
-    out = io.StringIO()
-    with app.app_context():
-        code = scheduler.run_every(1, request, app.config["SETTINGS"], threading.Event(), out=out, max_runs=2)
+    # The scheduler reads the real clock: candles up to the current minute, fewer than a page, so each tick
+    # is one candle request however long after the module's NOW this runs.
+    kraken = FakeKraken()
+    kraken.add_ohlc("XXBTZUSD", minute_bars("btc", end=floor_time(dt.datetime.now(UTC), 60), count=KRAKEN_CAP // 2,
+                                            start_price=60000, price_decimals=1))
+    with FakeServer(kraken) as server:
+        app = app_factory(exchange_base_urls=f"kraken={server.url}", exchange_min_interval=0.0)
+        request = ingest.IngestRequest(source="exchange", markets=(lib.parse_market("kraken:btcusd"),),
+                                       interval=lib.Interval.MIN1)
+        out = io.StringIO()
+        with app.app_context():
+            code = scheduler.run_every(1, request, app.config["SETTINGS"], threading.Event(), out=out, max_runs=2)
     assert code == 0
     assert out.getvalue().count("1 instruments: 1 ok, 0 failed") == 2
-    assert len(upstreams.kraken.calls("/AssetPairs")) == 1
-    assert len(upstreams.kraken.calls("/OHLC")) == 2
+    assert len(kraken.calls("/AssetPairs")) == 1
+    assert len(kraken.calls("/OHLC")) == 2

@@ -32,6 +32,13 @@ INVALID = [
     ("MINUTE_RETENTION_DAYS", "30.5"),
     ("MINUTE_RETENTION_DAYS", "3651"),
     ("REDIS_URL", "http://127.0.0.1:6379"),
+    ("BROKER_URL", "amqp://guest@127.0.0.1//"),
+    ("BROKER_URL", "unix:///run/redis.sock"),
+    ("INGEST_QUEUE", "my queue"),
+    ("INGEST_QUEUE", "x" * 101),
+    ("INGEST_TASK_TIMEOUT", "4"),
+    ("INGEST_TASK_TIMEOUT", "86401"),
+    ("INGEST_TASK_TIMEOUT", "30.5"),
     ("APP_ENV", "staging"),
     ("SMTP_PORT", "smtp"),
     ("SMTP_PORT", "0"),
@@ -250,6 +257,30 @@ def test_smtp_credentials_come_in_pairs(variables, message):
     with pytest.raises(ConfigError) as raised:
         settings_of(**variables)
     assert str(raised.value) == message and "secret" not in message
+
+
+def test_the_broker_settings():
+    settings = settings_of(BROKER_URL="redis://:pw@redis:6379/1", REDIS_URL="redis://redis:6379/0",
+                           INGEST_QUEUE="ingest-eu", INGEST_TASK_TIMEOUT="600")
+    assert (settings.broker_url, settings.ingest_queue, settings.ingest_task_timeout) == (
+        "redis://:pw@redis:6379/1", "ingest-eu", 600)
+    defaults = settings_of()
+    assert (defaults.broker_url, defaults.ingest_queue, defaults.ingest_task_timeout) == (None, "celery", 300)
+    assert settings_of(BROKER_URL="rediss://cache.example:6380/2", REDIS_URL="rediss://cache.example:6380/0")
+
+
+@pytest.mark.parametrize("broker, cache, named", [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", "127.0.0.1:6379/0"),
+    ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/0", "127.0.0.1:6379/0"),  # no number: database 0
+    ("redis://:secret@Redis/3", "rediss://redis:6379/3", "redis:6379/3"),  # same server by either scheme
+    ("redis://redis:6379/?db=2", "redis://redis/2", "redis:6379/2"),
+])
+def test_the_broker_may_not_share_the_cache_database(broker, cache, named):
+    with pytest.raises(ConfigError) as raised:
+        settings_of(BROKER_URL=broker, REDIS_URL=cache)
+    message = str(raised.value)
+    assert message.startswith(f"BROKER_URL and REDIS_URL are the same Redis database ({named})")
+    assert "secret" not in message
 
 
 def test_every_variable_is_documented():

@@ -15,6 +15,7 @@ from tests.conftest import missing_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTED = (ROOT / "README.md").read_text() + (ROOT / "docs" / "operations.md").read_text()
+WORKERS_DOC = (ROOT / "docs" / "workers.md").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
@@ -62,6 +63,42 @@ def test_prod_services_have_health_restart_and_ordering():
     assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["depends_on"]["mysql"]["condition"] == "service_healthy"
     assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
+
+
+def env_file(name: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in (ROOT / name).read_text().splitlines()
+             if line and not line.startswith("#") and "=" in line)
+    return {key: value.split("#")[0].strip() for key, value in pairs}
+
+
+@pytest.mark.parametrize("name", ["docker-compose.dev.yml", "docker-compose.prod.yml"])
+def test_both_stacks_run_scalable_workers_with_a_health_check_as_documented(name):
+    worker = compose(name)["services"]["worker"]
+    assert "container_name" not in worker and "ports" not in worker  # `--scale worker=N` needs neither
+    documented = command(worker).replace("${WORKER_CONCURRENCY:-8}", "8")
+    assert documented == "python get_raw_data.py --worker --concurrency 8 --heartbeat /tmp/heartbeat"
+    assert documented in WORKERS_DOC
+    assert "/tmp/heartbeat" in " ".join(worker["healthcheck"]["test"])
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("name, variables", [
+    ("docker-compose.dev.yml", lambda: compose("docker-compose.dev.yml")["services"]["worker"]["environment"]),
+    ("docker-compose.prod.yml", lambda: env_file(".env.prod.example")),
+])
+def test_the_broker_is_a_redis_database_apart_from_the_cache(name, variables):
+    from financial.config import Settings
+    values = variables()
+    settings = Settings.from_env({"BROKER_URL": values["BROKER_URL"], "REDIS_URL": values["REDIS_URL"]},
+                                 env_file=None)  # refuses one database for both
+    assert settings.broker_url == "redis://redis:6379/1" and settings.redis_url == "redis://redis:6379/0"
+
+
+def test_the_prod_redis_never_evicts_the_broker_queues():
+    """The queues have no expiry; only keys that have one (cache entries) may be evicted under memory pressure."""
+    redis_command = compose("docker-compose.prod.yml")["services"]["redis"]["command"]
+    policy = redis_command[redis_command.index("--maxmemory-policy") + 1]
+    assert policy.startswith("volatile-") or policy == "noeviction"
 
 
 @pytest.mark.parametrize("name", ["docker-compose.dev.yml", "docker-compose.prod.yml"])
