@@ -8,7 +8,7 @@ primary key, so a chart of a year of minutes costs one pass over them and return
 from __future__ import annotations
 
 import datetime as dt
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -78,7 +78,7 @@ def buckets(session: Session, instrument_id: int, interval: str, after: dt.datet
                .group_by(number)
                .cte("grouped"))
 
-    def bar_at(alias: sa.Alias, ts: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    def bar_at(alias: Any, ts: sa.ColumnElement) -> sa.ColumnElement[bool]:
         return sa.and_(alias.c.instrument_id == instrument_id, alias.c.interval == interval, alias.c.ts == ts)
 
     query = (sa.select(grouped.c.number, first.c.open, grouped.c.high, grouped.c.low, last.c.close,

@@ -79,6 +79,7 @@ def epoch_bucket(bind: Bind, column: Any, width_seconds: int) -> Any:
     """The number of the `width_seconds` interval since 1970-01-01 (UTC) a naive UTC DATETIME column falls
     in: floor(seconds since the epoch / width). MySQL's TIMESTAMPDIFF reads the naive value as it is (unlike
     UNIX_TIMESTAMP, which applies the session's time zone)."""
+    seconds: Any
     if name(bind) == "sqlite":
         seconds = sa.cast(sa.func.strftime("%s", column), sa.Integer)
     else:
