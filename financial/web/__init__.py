@@ -13,7 +13,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, abort, current_app, request
 
 from financial.edge.response_cache import etag_matches
-from financial.web.assets import Asset, assets, warm
+from financial.web import assets
+from financial.web.assets import Asset, warm
 
 __all__ = ["PAGE_ROUTES", "blueprint", "register", "warm"]
 
@@ -39,12 +40,12 @@ def _send(asset: Asset, cache_control: str) -> Response:
 
 def page(**_view_args: int) -> Response:
     """index.html, for every view's URL (the page's script reads the address)."""
-    return _send(assets().index, "no-cache")
+    return _send(assets.assets().index, "no-cache")
 
 
 @blueprint.route("/static/<path:name>")
 def static_file(name: str) -> Response:
-    asset = assets().files.get(request.path)
+    asset = assets.assets().files.get(request.path)
     if asset is None:  # an unknown file, or one of another build
         abort(404)
     return _send(asset, IMMUTABLE)

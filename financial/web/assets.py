@@ -11,8 +11,9 @@ Two kinds:
 
 index.html is the one file not served under its build: it is the page of every view, with the build's
 and Plotly's URLs written into it (Plotly as an async script, so it compiles while the page's modules load
-and ask for their data; the modules announced with modulepreload, so they load at once). The files are read and compressed (gzip, level 6: 0.2 s for Plotly's
-4.8 MB, 1.5 MB compressed) the first time anything asks for them, or at start-up (`warm`).
+and ask for their data; the modules announced with modulepreload, so they load at once). The files are read
+and compressed (gzip, level 6: 0.2 s for Plotly's 4.8 MB, 1.5 MB compressed) the first time anything asks
+for them, or at start-up (`warm`).
 """
 from __future__ import annotations
 
@@ -84,7 +85,7 @@ def load() -> Assets:
     files[plotly_url] = _asset("plotly.min.js", plotly)
     # Every module is announced up front, so the browser fetches them at once rather than import by import.
     preloads = "\n".join(f'<link rel="modulepreload" href="/static/{build}/{name}">'
-                          for name in sorted(own) if name.endswith(".js"))
+                         for name in sorted(own) if name.endswith(".js"))
     index = (template.decode().replace("{{modulepreload}}", preloads).replace("{{static}}", f"/static/{build}")
              .replace("{{plotly}}", plotly_url))
     return Assets(build, plotly_url, files, _asset(INDEX, index.encode()))
