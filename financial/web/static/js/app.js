@@ -69,7 +69,6 @@ async function show({ focus } = {}) {
     if (controller && controller.title) document.title = `${controller.title} · Market data tracker`;
   } catch (error) {
     if (mine === current) replace(container, h("h1", {}, found.view.title), errorMessage(error));
-    console.warn(error);
   }
   if (mine === current) {
     stamp();
