@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint audit bench swagger fixtures clean
+.PHONY: install run test lint audit bench bench-web swagger fixtures clean
 
 install: $(STAMP)
 
@@ -28,8 +28,11 @@ lint: install
 audit: install
 	$(VENV)/bin/pip-audit -r requirements-dev.txt --progress-spinner off
 
-bench: install
+bench: install bench-web
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-web: install
+	$(PY) -m bench.web
 
 swagger: install
 	$(VENV)/bin/flask --app app export-swagger
