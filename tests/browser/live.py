@@ -92,6 +92,11 @@ class Chrome:
         self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         self.driver.set_script_timeout(20)
 
+    def emulate_width(self, width: int, height: int) -> None:
+        """A viewport of exactly this size, as a phone's (a headless window has a minimum width of its own)."""
+        self.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
     def close(self) -> None:
         try:
             self.driver.quit()
