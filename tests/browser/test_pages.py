@@ -9,6 +9,7 @@ import re
 import uuid
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -75,6 +76,13 @@ def test_markets_lists_every_instrument_with_a_chart_and_sparklines(browser, liv
     candles = api(live, f"/api/metrics/{top['id']}/candles?range=1d")["data"]["candles"]
     assert chart_points(browser, "featured-chart") == len(candles) > 250  # a day of minutes as 5-minute candles
     assert browser.execute_script("return document.getElementById('featured-chart').data[1].type") == "bar"
+    # hover and zoom: Plotly's styles and hover labels under the page's CSP (a violation is a console error)
+    plot = browser.find_element(By.CSS_SELECTOR, "#featured-chart .nsewdrag")
+    ActionChains(browser).move_to_element(plot).pause(0.3).perform()
+    wait(browser, "document.querySelector('#featured-chart .hoverlayer')?.childElementCount")
+    ActionChains(browser).move_to_element_with_offset(plot, -100, 0).click_and_hold().move_by_offset(150, 0) \
+        .release().perform()
+    wait(browser, "document.getElementById('featured-chart').layout.xaxis.autorange === false")
     # the first rows' sparklines, from the candles endpoint (at most 60 closes each)
     wait(browser, "document.querySelectorAll('svg.spark').length >= 4")
     first = browser.execute_script("return document.querySelector('svg.spark').dataset.points")
