@@ -23,6 +23,7 @@ DEFAULT_POINTS, MIN_POINTS, MAX_POINTS = 500, 10, 2000
 DAY = 86_400
 ROUND_WIDTHS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 21_600, 43_200,
                 DAY, 2 * DAY, 7 * DAY, 14 * DAY, 28 * DAY, 91 * DAY, 182 * DAY, 364 * DAY)
+MAX_ID = 2**31 - 1  # instrument ids are INTEGER columns: a larger id cannot exist (nor be bound on SQLite)
 INTERVALS = [interval.value for interval in sorted(lib.Interval, key=lambda interval: interval.seconds)]
 
 
@@ -62,7 +63,7 @@ def candles(instrument_id: int, *, interval: str | None, period: str, points: in
     """The instrument, its stored intervals, and its candles over the `period` (a key of RANGES) before its
     newest bar (see the module's docstring)."""
     session = db_session()
-    instrument = session.get(Instrument, instrument_id)
+    instrument = session.get(Instrument, instrument_id) if instrument_id <= MAX_ID else None
     if instrument is None:
         raise NotFound(f"no tracked instrument with id {instrument_id}")
     stored = storage.stored_intervals(session, instrument_id)

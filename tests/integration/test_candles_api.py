@@ -115,9 +115,10 @@ def test_errors_name_the_parameter(client, minutes):
     assert_bad_request(client.get(f"{url}?points=2001"), "points")
     assert_bad_request(client.get(f"{url}?interval=2min"), "interval")
     assert_bad_request(client.get(f"{url}?window=24h"), "window")
-    missing = client.get("/api/metrics/999999/candles")
-    assert missing.status_code == 404
-    assert missing.get_json() == {"data": None, "info": {"error": "no tracked instrument with id 999999"}}
+    for missing_id in (999999, 988822158490041712640):  # the second is beyond any integer column
+        missing = client.get(f"/api/metrics/{missing_id}/candles")
+        assert missing.status_code == 404
+        assert missing.get_json() == {"data": None, "info": {"error": f"no tracked instrument with id {missing_id}"}}
 
 
 def test_an_interval_finer_than_the_stored_bars_is_refused(app, client):
