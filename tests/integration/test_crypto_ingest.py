@@ -311,6 +311,11 @@ def test_crypto_arguments():
 
 def test_the_scheduler_keeps_its_clients_from_tick_to_tick(app_factory, upstreams):
     """An exchange's market list is loaded once for the life of the scheduler, not once a tick."""
+    # The scheduler reads the real clock, so the candles must end now, not at the module's NOW (read when the
+    # tests were collected, which may be minutes ago by now: then the first tick asks for more pages).
+    now = floor_time(dt.datetime.now(UTC), 60) + dt.timedelta(seconds=30)
+    upstreams.load(minute_bars("btc", end=now, count=1500, start_price=60000, price_decimals=1),
+                   minute_bars("eth", end=now, count=1500, start_price=3000, price_decimals=2))
     app = app_factory(exchange_base_urls=f"kraken={upstreams.servers[1].url}", exchange_min_interval=0.0)
     request = ingest.IngestRequest(source="exchange", markets=(lib.parse_market("kraken:btcusd"),),
                                    interval=lib.Interval.MIN1)
