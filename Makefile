@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint audit bench bench-workers swagger fixtures clean
+.PHONY: install run test lint audit bench bench-web bench-workers swagger fixtures clean
 
 install: $(STAMP)
 
@@ -28,7 +28,7 @@ lint: install
 audit: install
 	$(VENV)/bin/pip-audit -r requirements-dev.txt --progress-spinner off
 
-bench: install
+bench: install bench-web
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.growth
 	$(MAKE) --no-print-directory bench-workers
@@ -36,6 +36,9 @@ bench: install
 # Ingest of many markets in-process against 1, 2 and 4 worker processes (bench/workers.py; Redis db 11).
 bench-workers: install
 	$(PY) -m bench.workers $(BENCH_WORKERS_ARGS)
+
+bench-web: install
+	$(PY) -m bench.web
 
 swagger: install
 	$(VENV)/bin/flask --app app export-swagger

@@ -18,5 +18,5 @@ except StartupError as error:
 __all__ = ["app", "create_app"]
 
 if __name__ == "__main__":
-    print(f" * Market data tracker on http://{settings.host}:{settings.port} (Swagger UI at /docs)")
+    print(f" * Market data tracker on http://{settings.host}:{settings.port}/ (the web page; Swagger UI at /docs)")
     app.run(host=settings.host, port=settings.port, debug=False, threaded=True)

@@ -26,11 +26,12 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     `ConfigError`. The database is brought to the latest schema unless `settings.auto_migrate` is off;
     a database that cannot be opened for that raises `DatabaseUnavailable`."""
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the web page serves its own files (financial.web)
     register_config(app, settings, process)
     register_proxy(app, settings)
     register_logging(app, settings, process)
     register_extensions(app, settings, process)
+    register_web(app, process)
     register_api(app)
     register_errorhandlers(app)
     register_edge(app)
@@ -121,6 +122,15 @@ def register_api(app: Flask) -> None:
     from financial.api import create_api
     app.session_interface = _NoSessions()
     app_state(app).api = create_api(app)
+
+
+def register_web(app: Flask, process: str) -> None:
+    """The web page at `/` (before the API, whose Flask-RESTX root would otherwise answer `/` with a 404).
+    The service's own process loads the page's files at start-up; tests and tools load them when asked."""
+    from financial import web
+    web.register(app)
+    if process == "app":
+        web.warm()
 
 
 def register_errorhandlers(app: Flask) -> None:

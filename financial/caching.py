@@ -179,8 +179,14 @@ class GenerationCache:
                        timeout: int | None = None) -> T:
         """The cached value of `key` for the current data generation, computing and storing it on a miss.
         `found` is what `peek` already read for this key: the lookup is not repeated."""
+        return self.get_or_compute_tagged(key, compute, found=found, timeout=timeout)[0]
+
+    def get_or_compute_tagged(self, key: str, compute: Callable[[], T], *, found: Lookup | None = None,
+                              timeout: int | None = None) -> tuple[T, str | None]:
+        """`get_or_compute`, with the data generation the value belongs to (None when the cache could not
+        be asked, so the generation is unknown)."""
         if not self.available:
-            return compute()
+            return compute(), None
         try:
             if found is not None and found.key == key and found.generation is not None:
                 generation, value = found.generation, found.value
@@ -188,15 +194,15 @@ class GenerationCache:
                 generation, value = self._lookup(key)
         except _FAULTS as exc:
             self._mark_down(exc)
-            return compute()
+            return compute(), None
         if value is not None:
-            return value
+            return value, generation
         value = compute()
         try:
             self.backend.set(key, (generation, value), timeout=timeout or self.app.config["CACHE_DEFAULT_TIMEOUT"])
         except _FAULTS as exc:
             self._mark_down(exc)
-        return value
+        return value, generation
 
     def _lookup(self, key: str) -> tuple[str, Any | None]:
         backend = self.backend

@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from financial import errors
 from financial.api import params
-from financial.edge.response_cache import cached_answer
+from financial.edge.response_cache import cached_answer, etag_matches, revalidation_headers
 from financial.paging import Page
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,16 @@ def cached_query(query_schema: Schema, build: Callable[[dict], dict]) -> Respons
     """The JSON response of `build(parsed query)`, from the response cache while the data has not changed
     (financial.edge.response_cache). Only public GET operations use it: their answers are the same for
     everyone."""
-    return json_response(cached_answer(lambda: dumps(build(params.parse_query(query_schema)))))
+    answer = cached_answer(lambda: dumps(build(params.parse_query(query_schema))))
+    if answer.etag is None:
+        return json_response(answer.body)
+    if etag_matches(request.headers.get("If-None-Match"), answer.etag):
+        response = current_app.response_class(status=304)
+        del response.headers["Content-Type"]
+    else:
+        response = json_response(answer.body)
+    response.headers.extend(revalidation_headers(answer.etag))
+    return response
 
 
 # -- errors -----------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """System B's endpoints: tracked instruments' figures over a window and their volatility ranking
-(`/api/metrics`, `/api/metrics/{id}`, `/api/metrics/{id}/prices`)."""
+(`/api/metrics`, `/api/metrics/{id}`, `/api/metrics/{id}/prices`), and an instrument's candles for charts
+(`/api/metrics/{id}/candles`)."""
 from __future__ import annotations
 
 from flask import Response
@@ -9,7 +10,7 @@ from marshmallow.fields import Field
 from financial.api import params
 from financial.api.envelope import (cached_query, envelope, envelope_model, namespace, nullable, paginated,
                                     responds)
-from financial.services import metrics
+from financial.services import candles, metrics
 
 ns = namespace("metrics", "Tracked instruments (crypto markets and stocks): figures over a window and their "
                           "volatility ranking, computed once per ingest", path="/api")
@@ -36,6 +37,35 @@ PRICE = ns.model("Price", {
     "price": fields.Float(example=61234.5, description="Close"),
     "time": fields.String(example="2026-11-24T10:41:00Z", description="Bar start, ISO 8601 UTC"),
 })
+CANDLE = ns.model("Candle", {
+    "time": fields.String(example="2026-11-24T10:40:00Z", description="Start of the candle, ISO 8601 UTC"),
+    "open": fields.Float(example=61200.1, description="Open of its first bar"),
+    "high": fields.Float(example=61234.5, description="Highest high"),
+    "low": fields.Float(example=61190.0, description="Lowest low"),
+    "close": fields.Float(example=61230.2, description="Close of its last bar"),
+    "volume": fields.Float(example=18.37, description="Summed volume"),
+})
+CANDLES = ns.model("Candles", {
+    "id": fields.Integer(example=3),
+    "asset_class": fields.String(example="crypto", enum=["crypto", "stock"]),
+    "exchange": nullable(fields.String(example="kraken", description="Null for stocks and coins")),
+    "symbol": fields.String(example="btcusd"),
+    "name": fields.String(example="BTC/USD on Kraken", description="The symbol when the instrument has no name"),
+    "intervals": fields.List(fields.String(example="1min"), description="Stored intervals, finest first"),
+    "interval": nullable(fields.String(example="1min", description="Candle width asked for (default: the finest "
+                                                                   "stored); null without bars")),
+    "source_interval": nullable(fields.String(example="1min", description="The stored series the candles are "
+                                                                          "made of")),
+    "range": fields.String(example="1d"),
+    "bucket_seconds": nullable(fields.Integer(example=300, description="Width of each candle: the interval's, or "
+                                                                       "wider where the range needs more than "
+                                                                       "`points` candles")),
+    "bars": fields.Integer(example=1440, description="Stored bars the candles summarize"),
+    "last_time": nullable(fields.String(example="2026-11-24T10:41:00Z", description="The newest bar, where the "
+                                                                                    "range ends")),
+    "candles": fields.List(fields.Nested(CANDLE), description="Oldest first; at most `points`"),
+})
+CANDLES_RESPONSE = envelope_model(ns, "CandlesResponse", fields.Nested(CANDLES))
 METRICS = envelope_model(ns, "MetricsResponse", fields.List(fields.Nested(METRIC)), paginated=True)
 METRIC_RESPONSE = envelope_model(ns, "MetricResponse", fields.Nested(METRIC))
 PRICES = envelope_model(ns, "PricesResponse", fields.List(fields.Nested(PRICE)), paginated=True)
@@ -59,6 +89,14 @@ METRIC_ARGS = params.schema({"window": _window(), "rank_by": _rank_by()})
 PRICES_ARGS = params.schema({
     "window": _window(),
     **params.paging("Prices per page (30 days of minutes fit in one)", default=50_000, high=50_000),
+})
+CANDLES_ARGS = params.schema({
+    "interval": params.choice("Candle width; at least the finest stored interval (default: that one)",
+                              candles.INTERVALS, default=None),
+    "range": params.parsed("How far back from the newest bar: 1d, 7d, 1m (30 days), 1y (365 days) or all",
+                           candles.parse_range, default="all"),
+    "points": params.integer("At most this many candles: a longer range gets wider candles",
+                             default=candles.DEFAULT_POINTS, low=candles.MIN_POINTS, high=candles.MAX_POINTS),
 })
 ID_DOC = {"instrument_id": "Instrument id, from /api/metrics"}
 
@@ -100,3 +138,15 @@ class Prices(Resource):
             page = params.page(args)
             return paginated(*metrics.prices(instrument_id, page, **args), page)
         return cached_query(PRICES_ARGS, build)
+
+
+@ns.route("/metrics/<int:instrument_id>/candles")
+class Candles(Resource):
+    @ns.doc(params={**params.doc_params(CANDLES_ARGS), **ID_DOC})
+    @ns.response(200, "The instrument and its OHLCV candles over the range, oldest first", CANDLES_RESPONSE)
+    @responds(ns, 400, 404)
+    def get(self, instrument_id: int) -> Response:
+        """One instrument's OHLCV candles for a chart: a range back from its newest bar, in at most `points`
+        candles (downsampled in the database: first open, highest high, lowest low, last close, summed volume)."""
+        return cached_query(CANDLES_ARGS, lambda args: envelope(candles.candles(
+            instrument_id, interval=args.get("interval"), period=args["range"], points=args["points"])))

@@ -198,9 +198,11 @@ def page(args: dict[str, Any]) -> Page:
     return Page(args.pop("page"), args.pop("limit"))
 
 
-def choice(description: str, choices: list[str], *, default: str) -> fields.Field:
+def choice(description: str, choices: list[str], *, default: str | None) -> fields.Field:
+    """One of `choices`; absent, `default` (None: left out of the parsed arguments)."""
     one_of = validate.OneOf(choices, error=f"must be one of {', '.join(choices)}")
-    return fields.String(load_default=default, validate=one_of, metadata={"description": description, "enum": choices})
+    return fields.String(load_default=missing if default is None else default, validate=one_of,
+                         metadata={"description": description, "enum": choices})
 
 
 def parsed(description: str, parse: Callable[[str], Any], *, default: str) -> fields.Field:

@@ -1,6 +1,7 @@
 """What every answer carries, whichever path produced it (a Flask view, an error handler, or a cached
-answer served before Flask by `response_cache.CachedAnswers`): security headers, the request id, CORS
-for the configured origins, `no-store` on private paths, and the request's log line."""
+answer served before Flask by `response_cache.CachedAnswers`): security headers (the JSON API's strict
+Content-Security-Policy, the web page's and Swagger UI's own), the request id, CORS for the configured
+origins, `no-store` on private paths, and the request's log line."""
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,30 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 's
             "img-src 'self' data:; frame-ancestors 'none'")
 
 
+# The web page (financial.web): its scripts and its API calls only from this origin, no inline script, no
+# plugin, no frame. Styles: the page's own stylesheet, plus the two <style> elements Plotly's bundle creates,
+# each allowed by the hash of its text rather than by 'unsafe-inline': an empty one, to which it adds its
+# rules through the CSSOM (insertRule, which CSP does not govern), and MapLibre's stylesheet, which it adds
+# on loading. Style attributes stay refused (Plotly and the page set styles through the CSSOM, allowed).
+# The hashes belong to the pinned plotly (a test recomputes them from the installed bundle).
+# data: images: the "download plot as PNG" button of Plotly's toolbar renders through one.
+PLOTLY_STYLE_HASHES = ("'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # "" (the empty element)
+                       "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='")  # MapLibre's CSS, plotly 7.1.0
+PAGE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; "
+            f"style-src 'self' {' '.join(PLOTLY_STYLE_HASHES)}; img-src 'self' data:; font-src 'self'; "
+            "manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+PAGE_PATHS = ("/", "/dashboard", "/account")
+PAGE_PREFIXES = ("/instruments/",)
+
+
 def request_id(offered: str | None) -> str:
     """The client's X-Request-ID when it is a plain token (it goes into logs and headers), else a new one."""
     return offered if offered and _REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
+def is_page(path: str) -> bool:
+    """The web page's views (financial.web.PAGE_ROUTES): the HTML that runs the page's scripts."""
+    return path in PAGE_PATHS or path.startswith(PAGE_PREFIXES)
 
 
 def is_private(path: str) -> bool:
@@ -46,6 +68,8 @@ class Policy:
         headers["X-Request-ID"] = request_id
         if path.startswith(("/docs", "/swaggerui")):
             headers["Content-Security-Policy"] = DOCS_CSP
+        elif is_page(path):
+            headers["Content-Security-Policy"] = PAGE_CSP
         elif is_private(path):
             headers["Cache-Control"] = "no-store"
         if self.origins and origin and ("*" in self.origins or origin in self.origins):

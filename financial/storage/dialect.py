@@ -1,4 +1,5 @@
-"""What differs between SQLite and MySQL: native upserts, and the literals of the bulk bar path.
+"""What differs between SQLite and MySQL: native upserts, epoch arithmetic, and the literals of the bulk bar
+path.
 
 Bars are the bulk of every ingest, so their upsert statement (built once by SQLAlchemy) is handed to the
 driver directly: per-row parameter processing in SQLAlchemy, and pymysql's per-value escaping, cost
@@ -72,6 +73,18 @@ def insert_ignoring_duplicates(session: Session, model: type[Base], row: Mapping
 def rowcount(result: sa.Result[Any]) -> int:
     """The rows an INSERT, UPDATE or DELETE touched (its result is a CursorResult)."""
     return cast(sa.CursorResult[Any], result).rowcount
+
+
+def epoch_bucket(bind: Bind, column: Any, width_seconds: int) -> Any:
+    """The number of the `width_seconds` interval since 1970-01-01 (UTC) a naive UTC DATETIME column falls
+    in: floor(seconds since the epoch / width). MySQL's TIMESTAMPDIFF reads the naive value as it is (unlike
+    UNIX_TIMESTAMP, which applies the session's time zone)."""
+    seconds: Any
+    if name(bind) == "sqlite":
+        seconds = sa.cast(sa.func.strftime("%s", column), sa.Integer)
+    else:
+        seconds = sa.func.timestampdiff(sa.literal_column("SECOND"), sa.literal("1970-01-01 00:00:00"), column)
+    return seconds // width_seconds
 
 
 def as_datetime(value: Any) -> dt.datetime:

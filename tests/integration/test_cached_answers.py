@@ -116,3 +116,66 @@ def test_a_miss_costs_one_lookup_then_one_store(loaded, client, monkeypatch):
     calls.clear()
     assert client.get(PUBLIC[0]).status_code == 200  # a hit
     assert len(calls) == 1
+
+
+# -- conditional requests -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", PUBLIC)
+def test_a_known_etag_is_a_304_from_the_layer_without_flask(loaded, client, monkeypatch, caplog, url):
+    seen = served_by_flask(monkeypatch)
+    first = client.get(url)
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "no-cache" and etag.startswith('"')
+    with caplog.at_level(logging.INFO, logger="financial.requests"):
+        again = client.get(url, headers={"If-None-Match": etag, "X-Request-ID": "again"})
+    assert again.status_code == 304 and again.data == b""
+    assert again.headers["ETag"] == etag and again.headers["X-Request-ID"] == "again"
+    assert again.headers["Cache-Control"] == "no-cache" and "Content-Type" not in again.headers
+    assert again.headers["Content-Security-Policy"] == first.headers["Content-Security-Policy"]
+    assert seen == [url.split("?")[0]]  # only the first request reached Flask
+    assert [r.status for r in caplog.records if r.name == "financial.requests"] == [304]
+    # a hit without the tag is the full answer, with the same tag; a list with the tag in it or W/ matches too
+    assert comparable(client.get(url))[:2] == comparable(first)[:2]
+    assert client.get(url).headers["ETag"] == etag
+    for header in (f'"other", {etag}', f"W/{etag}", "*"):
+        assert client.get(url, headers={"If-None-Match": header}).status_code == 304
+
+
+def test_after_an_ingest_the_old_etag_gets_the_new_answer(loaded, client):
+    url = PUBLIC[2]
+    first = client.get(url)
+    assert client.get(url, headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    with loaded.app_context():
+        assert ingest.run(demo.demo_tasks()[:1]).ok  # an ingest: a new data generation
+    fresh = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert fresh.status_code == 200 and fresh.get_json()["data"]
+    assert fresh.headers["ETag"] != first.headers["ETag"]
+    assert client.get(url, headers={"If-None-Match": fresh.headers["ETag"]}).status_code == 304
+
+
+def test_the_full_path_answers_conditionals_too(loaded, client, monkeypatch):
+    """Where the layer cannot peek (here: it never finds anything), the view sets the ETag and answers 304."""
+    with loaded.app_context():
+        cache = app_state().cache
+    monkeypatch.setattr(cache, "peek", lambda key: None)
+    first = client.get(PUBLIC[0])
+    assert first.status_code == 200 and first.headers["ETag"]
+    again = client.get(PUBLIC[0], headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == first.headers["ETag"]
+
+
+def test_errors_and_private_answers_carry_no_etag(loaded, client, fast_hashing):
+    assert "ETag" not in client.get("/api/metrics/999999").headers
+    assert "ETag" not in client.get("/api/metrics?window=0h").headers
+    headers = sign_in(client, "ann@example.com")
+    private = client.get("/api/me/markets", headers=headers)
+    assert "ETag" not in private.headers and private.headers["Cache-Control"] == "no-store"
+
+
+def test_the_etag_is_the_generation_and_the_key():
+    tag = response_cache.etag_of("g1", "/api/metrics?")
+    assert tag == response_cache.etag_of("g1", "/api/metrics?")
+    others = {response_cache.etag_of("g2", "/api/metrics?"), response_cache.etag_of("g1", "/api/metrics?x")}
+    assert len({tag, *others}) == 3
+    assert response_cache.etag_matches(f" W/{tag} ", tag) and not response_cache.etag_matches(None, tag)
+    assert not response_cache.etag_matches('"nope"', tag)
