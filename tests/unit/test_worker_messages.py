@@ -97,5 +97,7 @@ def test_what_is_not_a_task_is_refused_by_name():
 def test_outcomes_travel_by_field_name_and_unknown_fields_are_dropped():
     outcome = Outcome("IBM", "failed", 0, "daily quota spent: ...", 1.25, quota_spent=True, retryable=False)
     assert decode_outcome(through_json(encode_outcome(outcome))) == outcome
-    newer = {**encode_outcome(Outcome("BTC", "ok", 10)), "instrument_id": 42}  # a field a newer worker adds
+    stored = Outcome("BTC", "ok", 10, instrument_id=42)
+    assert decode_outcome(through_json(encode_outcome(stored))) == stored  # which instrument changed travels too
+    newer = {**encode_outcome(Outcome("BTC", "ok", 10)), "warnings": 3}  # a field a newer worker adds
     assert decode_outcome(newer) == Outcome("BTC", "ok", 10)
