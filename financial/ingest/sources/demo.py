@@ -53,12 +53,20 @@ def shift_to(bars: Sequence[lib.Bar], newest: dt.datetime) -> list[lib.Bar]:
 
 
 @dataclass(frozen=True)
-class DemoStock:
-    """An AlphaVantage daily body, `TIME_SERIES_DAILY_<SYMBOL>.json`, ending yesterday."""
+class _DailyFile:
+    """A file of daily bars, moved to end yesterday."""
 
     path: Path
     today: dt.date
     upstream = UPSTREAM
+
+    @property
+    def yesterday(self) -> dt.date:
+        return self.today - dt.timedelta(days=1)
+
+
+class DemoStock(_DailyFile):
+    """An AlphaVantage daily body, `TIME_SERIES_DAILY_<SYMBOL>.json`."""
 
     @property
     def label(self) -> str:
@@ -66,7 +74,7 @@ class DemoStock:
 
     def fetch(self, context: FetchContext) -> Series:
         bars = lib.alphavantage.parse_daily(json.loads(self.path.read_text()), symbol=self.label)
-        shifted = shift_weekdays(bars, self.today - dt.timedelta(days=1))
+        shifted = shift_weekdays(bars, self.yesterday)
         return Series(InstrumentSpec(AssetClass.STOCK, self.label), lib.Interval.DAY, shifted)
 
 
@@ -98,13 +106,8 @@ class DemoMarket:
         return Series(spec, lib.Interval.MIN1, bars)
 
 
-@dataclass(frozen=True)
-class DemoCoin:
-    """A historical coin CSV file, ending yesterday."""
-
-    path: Path
-    today: dt.date
-    upstream = UPSTREAM
+class DemoCoin(_DailyFile):
+    """A historical coin CSV file."""
 
     @property
     def label(self) -> str:
@@ -112,7 +115,7 @@ class DemoCoin:
 
     def fetch(self, context: FetchContext) -> Series:
         series = coin_series(self.path, context)
-        return replace(series, bars=shift_to(series.bars, lib.bars.day_start(self.today - dt.timedelta(days=1))))
+        return replace(series, bars=shift_to(series.bars, lib.bars.day_start(self.yesterday)))
 
 
 def demo_tasks(today: dt.date | None = None, now: dt.datetime | None = None) -> list[Task]:
