@@ -16,6 +16,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import lib
 from financial.services import metrics
+from tests.browser.live import Chrome
 from tests.fakes.series import minute_bars
 from tests.seed import store_crypto
 
@@ -366,3 +367,21 @@ def test_the_page_follows_the_dark_scheme(browser, live):
         assert paper == "#171a21"
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_the_first_chart_is_drawn_before_the_chart_library_arrives(live):
+    """A first visit spends most of its wait compiling Plotly: the page draws the candles itself meanwhile. With
+    Plotly's file held back, that picture stands, with every candle the API gave, and says what is loading."""
+    with Chrome() as fresh:
+        fresh.driver.execute_cdp_cmd("Network.enable", {})
+        fresh.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/vendor/plotly-*"]})
+        listed = api(live, "/api/metrics?limit=1000")
+        top = next(item for item in listed["data"] if item["rank"] == 1)
+        candles = api(live, f"/api/metrics/{top['id']}/candles?range=1d")["data"]["candles"]
+        fresh.driver.get(live.url + "/")
+        drawn = wait(fresh.driver, "document.querySelector('#featured-chart svg.chart-preview')?.dataset.candles")
+        assert int(drawn) == len(candles) > 250
+        assert fresh.driver.execute_script(
+            "return document.querySelectorAll('#featured-chart svg.chart-preview rect.volume').length") == len(candles)
+        assert fresh.driver.execute_script("return performance.getEntriesByName('first-chart').length") == 1
+        assert fresh.driver.execute_script("return window.Plotly === undefined")

@@ -1,6 +1,7 @@
 // Candlestick charts with volume, drawn by Plotly (its bundle comes from the installed plotly package,
 // served by this service under a fingerprinted URL; see the <meta name="plotly"> of index.html).
 import { localWallClock, zoneName } from "./format.js";
+import { candlePreview } from "./preview.js";
 
 let plotly = null;
 
@@ -26,11 +27,21 @@ function colours() {
 }
 
 let firstChart = false;
+let interactive = false;
 
 /** Draw (or redraw in place) a candlestick chart of `candles` with their volume below; resolves once drawn. */
 export async function candleChart(element, candles, { title = "", uirevision = "chart" } = {}) {
   if (!firstChart) performance.mark("first-chart-data"); // (bench/web.py: where the first chart's time goes)
+  if (!window.Plotly && !element.classList.contains("js-plotly-plot")) {
+    // Plotly still loading (a first visit compiles its 4.8 MB): the candles now, the interactive chart next.
+    candlePreview(element, candles, title || "Price and volume");
+    if (!firstChart) {
+      firstChart = true;
+      performance.mark("first-chart");
+    }
+  }
   const Plotly = await loadPlotly();
+  element.querySelector(":scope > .chart-preview")?.remove();
   const c = colours();
   const x = candles.map((candle) => localWallClock(candle.time));
   const utc = candles.map((candle) => candle.time);
@@ -54,12 +65,17 @@ export async function candleChart(element, candles, { title = "", uirevision = "
     yaxis2: { ...axis, domain: [0, 0.22], title: { text: "Volume", font: { size: 11, color: c.muted } } },
   };
   const config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
-  // Plotly.react resolves once the plot is drawn (after its "plotly_afterplot" event): the first time marks
-  // the page's first chart for the Performance API (bench/web.py reads "first-chart").
+  // Plotly.react resolves once the plot is drawn (after its "plotly_afterplot" event). The Performance API
+  // marks the page's first chart, preview or Plotly's ("first-chart"), and its first interactive one
+  // ("first-interactive-chart"); bench/web.py reads both.
   await Plotly.react(element, data, layout, config);
   if (!firstChart) {
     firstChart = true;
     performance.mark("first-chart");
+  }
+  if (!interactive) {
+    interactive = true;
+    performance.mark("first-interactive-chart");
   }
   return element;
 }

@@ -14,7 +14,7 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
-const SVG_TAGS = new Set(["svg", "polyline", "title", "line"]);
+const SVG_TAGS = new Set(["svg", "polyline", "title", "line", "rect"]);
 
 function append(element, children) {
   for (const child of children.flat(Infinity)) {
