@@ -1,6 +1,6 @@
 """The cost of keeping figures current as history grows (`make bench`, part of it; MySQL + Redis).
 
-    python -m bench.growth [--markets 1,50,200] [--days 30] [--stocks 500] [--duration 10]
+    python -m bench.growth [--markets 1,50,200] [--days 30] [--stocks 500] [--duration 10] [--samples 50]
 
 In a database of its own (`mdt_bench_growth`, reused the same day), markets are added in steps until there
 are `--markets` of them, each with `--days` of minute bars (200 x 30 days is about 8.6 M rows), plus ten
@@ -10,8 +10,10 @@ years of daily bars of 500 stock symbols. At each step:
   the alerts), timed as a whole; target: flat, at most 1.5x from the first step to the last;
 - the after-run steps of a minute ingest that stored every market (target < 2 s at 200);
 At the last step, served by gunicorn with the production configuration and loaded with wrk:
-- `/api/metrics?window=36h` uncached (a different `limit` each request: every answer is computed), p99
-  (target < 100 ms);
+- `/api/metrics?window=36h`, the first answer after an ingest: a new data generation, then one request
+  (the window's figures computed, and the answer), `--samples` times in a row; p99 (target < 100 ms);
+- `/api/metrics?window=36h` with a different `limit` each request, under load: answers not cached, over
+  the window's figures computed once for the generation;
 - `/api/statistics` uncached over random one-year ranges of random symbols among the 500 (target p99 < 20 ms).
 Prints a table and writes data/bench/growth.json.
 """
@@ -20,8 +22,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 import time
+import urllib.request
 
 import sqlalchemy as sa
 
@@ -30,6 +34,7 @@ from bench.run import OUT, random_ranges_lua, start_server, stop_server, wrk
 from financial import create_app, ingest, storage
 from financial.extensions import db
 from financial.models import AssetClass, Instrument, ServiceState
+from financial.transactions import unit_of_work
 from tests.conftest import MYSQL_ADMIN_URL, REDIS_URL, base_settings
 from tests.fakes.series import daily_bars, floor_time, minute_bars
 from tests.seed import HandMadeTask
@@ -119,11 +124,28 @@ def full_after_run(app, now: dt.datetime) -> dict[str, float]:
     return {"total_s": time.perf_counter() - started, **{step.label: step.seconds for step in report.steps}}
 
 
-def served(url: str, app_settings, duration: int, stocks: int, env_base: dict) -> dict[str, dict]:
+def first_answers(app, url: str, samples: int) -> dict[str, float]:
+    """p50 and p99 of `url`'s answer right after a new data generation (as an ingest's commit makes one)."""
+    timings = []
+    for _ in range(samples):
+        with app.app_context(), unit_of_work(changes_data=True):
+            pass
+        time.sleep(0.05)  # the served process hears of the generation (pub/sub), as between two ingests
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=60) as response:
+            response.read()
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {"samples": samples, "p50_ms": timings[len(timings) // 2],
+            "p99_ms": timings[min(len(timings) - 1, round(0.99 * (len(timings) - 1)))]}
+
+
+def served(app, url: str, app_settings, duration: int, stocks: int, samples: int, env_base: dict) -> dict[str, dict]:
     env = {**env_base, "DATABASE_URL": url, "REDIS_URL": app_settings.redis_url,
            "CACHE_KEY_PREFIX": app_settings.cache_key_prefix}
     server, base = start_server("app:app", env)
     try:
+        first = first_answers(app, base + "/api/metrics?window=36h", samples)
         metrics_lua = """
 math.randomseed(os.time())
 request = function() return wrk.format(nil, "/api/metrics?window=36h&limit=" .. math.random(1, 1000)) end
@@ -138,7 +160,7 @@ request = function() return wrk.format(nil, "/api/metrics?window=36h&limit=" .. 
         statistics = wrk(base + "/api/statistics", duration=duration, connections=4, lua=statistics_lua)
     finally:
         stop_server(server)
-    return {"metrics_36h_uncached": metrics_36h, "statistics_uncached": statistics}
+    return {"metrics_36h_first": first, "metrics_36h_pages": metrics_36h, "statistics_uncached": statistics}
 
 
 def main(argv=None) -> int:
@@ -147,6 +169,7 @@ def main(argv=None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--stocks", type=int, default=500)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--samples", type=int, default=50)
     args = parser.parse_args(argv)
     steps = [int(part) for part in args.markets.split(",")]
     now = floor_time(dt.datetime.now(dt.timezone.utc), 60)
@@ -174,14 +197,13 @@ def main(argv=None) -> int:
     tick += dt.timedelta(minutes=1)
     results["full_after_run"] = full_after_run(app, tick)
     print(f"   full after-run: {results['full_after_run']}", file=sys.stderr, flush=True)
-    with app.app_context():
-        db.engine.dispose()
-    import os
     env_base = {key: value for key, value in os.environ.items()
                 if not key.startswith(("DATABASE_", "REDIS_", "CACHE_", "ALPHAVANTAGE_"))}
     env_base.update(WEB_CONCURRENCY="2", GUNICORN_THREADS="1", ENV_FILE=os.devnull, LOG_DIR="", APP_ENV="production",
                     SECRET_KEY="bench-secret", AUTO_MIGRATE="true", LOG_LEVEL="warning")
-    results["served"] = served(url, app_settings, args.duration, args.stocks, env_base)
+    results["served"] = served(app, url, app_settings, args.duration, args.stocks, args.samples, env_base)
+    with app.app_context():
+        db.engine.dispose()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "growth.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     print(render(results))
@@ -203,10 +225,15 @@ def render(results: dict) -> str:
     full = results["full_after_run"]
     lines.append(f"after-run steps of a minute ingest of every market: {full['total_s']:.2f} s "
                  f"(target < {TARGETS['full_after_run_s']} s) {full}")
-    for name, target in (("metrics_36h_uncached", "metrics_36h_p99_ms"), ("statistics_uncached", "statistics_p99_ms")):
+    first = results["served"]["metrics_36h_first"]
+    lines.append(f"metrics_36h_first (after a new generation, {first['samples']} in a row): "
+                 f"p50 {first['p50_ms']:.1f} ms, p99 {first['p99_ms']:.1f} ms "
+                 f"(target p99 < {TARGETS['metrics_36h_p99_ms']} ms)")
+    for name, target in (("metrics_36h_pages", None), ("statistics_uncached", "statistics_p99_ms")):
         figures = results["served"][name]
+        goal = f" (target p99 < {TARGETS[target]} ms)" if target else ""
         lines.append(f"{name}: {figures['rps']:.0f} req/s, p50 {figures['p50_ms']:.1f} ms, "
-                     f"p99 {figures['p99_ms']:.1f} ms (target p99 < {TARGETS[target]} ms), {figures['errors']} errors")
+                     f"p99 {figures['p99_ms']:.1f} ms{goal}, {figures['errors']} errors")
     return "\n".join(lines)
 
 

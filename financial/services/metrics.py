@@ -9,7 +9,8 @@ single point has no return) come last, unranked, with nulls; equal figures keep 
 
 The standard windows (24h, 7d, 30d) are computed once per ingest (`refresh_rankings`) and stored; a
 request reads the stored rows. Any other window (`window=36h`) is computed on demand, in SQL, over the
-same `as_of`, and then cached like every other answer until the data generation changes.
+same `as_of`, once per data generation: every page, limit and ranking of that window shares the figures
+(and each answer is cached like every other until the generation changes).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, Collection, Iterable
 from sqlalchemy.orm import Session
 
 from financial.errors import NotFound
-from financial.extensions import db_session
+from financial.extensions import app_state, db_session
 from financial.models import utcnow
 from financial.paging import Page
 from financial.storage import instruments, metrics as storage
@@ -157,16 +158,23 @@ def _table(window_hours: int) -> list[dict[str, Any]]:
         figures = {row.instrument_id: {name: getattr(row, name) for name in FIGURES}
                    for row in storage.rankings(session, window_hours)}
     else:
-        # Measured on the intervals the last ingest found (stored with the standard windows' figures): the
-        # instruments it knew, as they were then, without looking every series up again.
-        stored = storage.rankings(session, min(STANDARD_WINDOWS))
-        as_of = max((row.as_of for row in stored), default=None) or utcnow()
-        finest = {row.instrument_id: row.interval for row in stored}
-        figures = {row["instrument_id"]: row
-                   for row in rank(compute(session, window_hours, as_of, finest), identities)}
+        figures = app_state().cache.get_or_compute(f"window-figures:{window_hours}",
+                                                   lambda: _on_demand(session, window_hours, identities))
     empty = dict.fromkeys(FIGURES) | {"points": 0}
     return [{"instrument": instrument} | figures.get(instrument_id, empty)
             for instrument_id, instrument in identities.items()]
+
+
+def _on_demand(session: Session, window_hours: int, identities: dict[int, Identity]) -> dict[int, dict[str, Any]]:
+    """The ranked figures of a window that is not stored, by instrument. `_table` keeps them for the data
+    generation (they change only with it): one computation per window and ingest, whatever page, limit,
+    `rank_by` or instrument is asked for."""
+    # Measured on the intervals the last ingest found (stored with the standard windows' figures): the
+    # instruments it knew, as they were then, without looking every series up again.
+    stored = storage.rankings(session, min(STANDARD_WINDOWS))
+    as_of = max((row.as_of for row in stored), default=None) or utcnow()
+    finest = {row.instrument_id: row.interval for row in stored}
+    return {row["instrument_id"]: row for row in rank(compute(session, window_hours, as_of, finest), identities)}
 
 
 def _public(row: dict[str, Any], rank_by: str) -> dict[str, Any]:

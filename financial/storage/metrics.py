@@ -24,6 +24,23 @@ class WindowFigures(NamedTuple):
     return_variance: float | None
 
 
+class StoredFigures(NamedTuple):
+    """One stored ranking row: an instrument's figures over a standard window (see `models.Ranking`)."""
+
+    window_hours: int
+    instrument_id: int
+    interval: str | None
+    points: int
+    mean: float | None
+    stdev: float | None
+    volatility: float | None
+    last_price: float | None
+    last_time: dt.datetime | None
+    rank_stdev: int | None
+    rank_volatility: int | None
+    as_of: dt.datetime
+
+
 class Price(NamedTuple):
     ts: dt.datetime
     close: float
@@ -125,12 +142,12 @@ def replace_rankings(session: Session, rows: Sequence[dict[str, Any]],
                                                table.c.instrument_id == sa.bindparam("i")).values(values), changed)
 
 
-def rankings(session: Session, window_hours: int | None = None) -> list[Ranking]:
+def rankings(session: Session, window_hours: int | None = None) -> list[StoredFigures]:
     """The stored rankings of one window (of every window, without one)."""
-    query = sa.select(Ranking)
+    query = sa.select(*(getattr(Ranking, name) for name in StoredFigures._fields))
     if window_hours is not None:
         query = query.where(Ranking.window_hours == window_hours)
-    return list(session.scalars(query))
+    return [StoredFigures._make(row) for row in session.execute(query)]
 
 
 def ranking_rows(session: Session, columns: Sequence[str]) -> list[dict[str, Any]]:

@@ -239,6 +239,36 @@ def test_answers_come_from_the_cache_until_an_ingest(app, client, tracked, as_of
     assert next(e for e in data if e["symbol"] == "btcusd")["points"] == 0
 
 
+def test_an_on_demand_window_is_computed_once_per_generation(app, client, tracked, as_of, monkeypatch):
+    computed = []
+    window_figures = storage.metrics.window_figures
+
+    def counted(session, instrument_ids, interval, start, end):
+        computed.append((interval, round((end - start).total_seconds() / 3600)))
+        return window_figures(session, instrument_ids, interval, start, end)
+
+    monkeypatch.setattr(storage.metrics, "window_figures", counted)
+    whole = client.get("/api/metrics?window=36h").get_json()["data"]
+    once = len(computed)
+    assert once > 0 and {hours for _, hours in computed} == {36}
+    # Other pages, limits, rankings and one instrument's view of the same window: the same figures, no SQL.
+    assert client.get("/api/metrics?window=36h&limit=2&page=2").get_json()["data"] == whole[2:4]
+    by_volatility = client.get("/api/metrics?window=36h&rank_by=volatility").get_json()["data"]
+    assert {entry["id"]: entry["stdev"] for entry in by_volatility} == {entry["id"]: entry["stdev"] for entry in whole}
+    assert client.get(f"/api/metrics/{whole[0]['id']}?window=36h").get_json()["data"] == whole[0]
+    assert len(computed) == once
+    # An ingest rewrites every ETH bar (a new generation): the window is computed again, once, from them.
+    new = minute_bars("eth-again", end=floor_time(as_of, 60), count=100, start_price=3600)
+    store_crypto(app, new, "kraken", "ethusd", interval=MINUTE)
+    with app.app_context():
+        metrics.refresh_rankings(now=as_of)
+    computed.clear()
+    eth = next(e for e in client.get("/api/metrics?window=36h").get_json()["data"] if e["symbol"] == "ethusd")
+    assert client.get("/api/metrics?window=36h&limit=3").status_code == 200
+    assert len(computed) == once
+    expected.assert_figures(eth, expected.figures(new, as_of, 36))
+
+
 def test_an_instrument_added_after_the_ingest_is_listed_without_figures(app, client, tracked):
     with app.app_context():
         instrument = storage.instruments.get_or_create(db.session, AssetClass.STOCK, "NEWCO")
