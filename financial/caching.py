@@ -231,6 +231,8 @@ class GenerationCache:
     def _set_generation(self, generation: str) -> None:
         """Make `generation` the shared cache's current one, and announce it to every process's copies."""
         self.backend.set(GENERATION_KEY, generation, timeout=GENERATION_TTL)
+        if self.near is not None:
+            self.near.forget_copies()
         self._announce(generation)
 
     def _announce(self, generation: str) -> None:

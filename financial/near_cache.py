@@ -11,8 +11,10 @@ generations every writer publishes (`caching.GenerationCache.publish`). A copy i
   in service longer than that;
 - and the process could subscribe at all (otherwise lookups go to Redis, as without copies).
 
-Redis sends an announcement to its subscribers before it answers the publisher, so when a writer's publish
-returns, every listening process has been told. The copies are bounded (MAX_ENTRIES, MAX_BYTES), oldest
+Redis queues an announcement for its subscribers while it runs the publish, but may write the publisher's
+reply to its socket first: a writer's own process therefore drops its copies itself when it publishes
+(`forget_copies`), so its next request never sees an older answer; other processes hear the announcement
+within the moment between those two socket writes. The copies are bounded (MAX_ENTRIES, MAX_BYTES), oldest
 dropped first.
 """
 from __future__ import annotations
@@ -71,6 +73,11 @@ class NearCache:
             self._bytes += size
             while len(self._copies) > MAX_ENTRIES or self._bytes > MAX_BYTES:
                 self._drop(next(iter(self._copies)))
+
+    def forget_copies(self) -> None:
+        """Drop every copy now: this process has just published a new generation."""
+        with self._lock:
+            self._reset()
 
     def _reset(self) -> None:
         """Drop every copy: what they were taken under may no longer be current."""

@@ -69,6 +69,22 @@ def test_a_copy_is_served_without_redis_and_dropped_by_the_next_generation(two_p
     assert client.get(url(first)).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
 
 
+def test_the_publishing_process_drops_its_copies_before_its_announcement_arrives(two_processes, monkeypatch):
+    # Redis may answer the publisher before it writes the announcement to the subscribers' sockets: the
+    # process that published must not serve its old copy in that moment (an ETag's 304 hid a new bar so).
+    reader, _ = two_processes
+    first = bars()
+    store(reader, first, "IBM")
+    client = reader.test_client()
+    client.get(url(first))
+    client.get(url(first))  # a copy now stands
+    feed = app_state(reader).cache.near
+    monkeypatch.setattr(feed._pubsub, "get_message", lambda **kwargs: None)  # the announcement is late
+    changed = bars(shift=10.0)
+    store(reader, changed, "IBM")
+    assert client.get(url(first)).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
+
+
 def test_copies_are_not_trusted_once_the_feed_is_lost(two_processes, redis_url, monkeypatch):
     reader, writer = two_processes
     monkeypatch.setattr(near_cache, "RETRY_AFTER", 60.0)  # stay unsubscribed for the rest of the test
