@@ -11,13 +11,14 @@ one is configured (RATE_LIMIT_REDIS_URL, else REDIS_URL), so every worker and re
 attempts, and in process memory otherwise. Their Redis must not evict keys (`noeviction`): in a cache's
 Redis, which evicts under memory pressure, a flood of distinct cacheable URLs would push the counters out
 and hand an attacker a fresh allowance.
-Only failures are counted: a login is first *tested* against both counters, the password is checked only
+
+Of logins only failures are counted: a login is first *tested* against both counters, the password is checked only
 if neither is exhausted, and a failure is then *hit* on both. (Flask-Limiter's decorators count requests
 per route and key; here the account key comes from the body, only failures count, a success clears its
 account's counter, and the 429 must be the API's envelope — so the limiter is used directly.)
 
 If Redis stops answering, counting goes on in this process's memory for `BACKOFF` seconds at a time:
-attackers are still slowed down per worker, and logins keep working.
+attackers are still slowed down per worker, and logins and sign-ups keep working.
 """
 from __future__ import annotations
 
