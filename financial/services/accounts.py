@@ -163,7 +163,8 @@ def login(email: str, password: str, address: str | None) -> Login:
     with unit_of_work() as work:
         user = accounts.find_user(work.session, normalized)
         verified = _verify(user, password)  # (the hash is checked either way: same cost)
-        legacy = not verified and user is not None and typed != password and _verify(user, typed)
+        # A hash made before normalisation is of the password as typed (checked for unknown e-mails too: same cost).
+        legacy = not verified and typed != password and _verify(user, typed) and user is not None
         if not (verified or legacy) or user is None:
             limiter.failed(keys)
             raise Unauthorized(WRONG_CREDENTIALS, headers={"WWW-Authenticate": REALM})

@@ -59,6 +59,17 @@ def test_integers_take_ascii_digits_only(loaded, client, url, name, sent):
         assert response.get_json()["info"]["error"] == f"{name}: must be a whole number (got {sent!r})"
 
 
+@pytest.mark.parametrize("url, name", [
+    ("/api/financial_data?start_date=٢٠٢٠-٠١-٠١", "start_date"),
+    ("/api/statistics?symbol=IBM&start_date=2020-01-01&end_date=２０２０-12-31", "end_date"),
+    ("/api/dashboard?date=2020-0١-01", "date"),
+    ("/api/metrics?window=٧d", "window"),
+])
+def test_dates_and_windows_take_ascii_digits_only(loaded, client, url, name):
+    for _ in range(2):
+        assert_bad_request(client.get(url), name)
+
+
 def test_private_lists_take_ascii_digits_only(client, fast_hashing):
     from tests.seed import sign_in
     headers = sign_in(client, "ann@example.com")
