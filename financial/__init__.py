@@ -15,7 +15,7 @@ from financial import caching, database, edge
 from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
 from financial.edge.policy import Policy
 from financial.extensions import STATE, AppState, app_state, cache, db, migrate
-from financial.ratelimit import LoginLimiter
+from financial.ratelimit import LoginLimiter, SignupLimiter
 
 
 __all__ = ["ConfigError", "DatabaseUnavailable", "Settings", "StartupError", "create_app"]
@@ -88,8 +88,10 @@ def register_extensions(app: Flask, settings: Settings, process: str) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     with app.app_context():
         database.install(db.engine, settings, process)
+    counters, prefix = settings.counters_redis_url, settings.cache_key_prefix
     app.extensions[STATE] = AppState(cache=caching.GenerationCache(app), policy=Policy(settings),
-                                     login_limiter=LoginLimiter(settings.redis_url, settings.cache_key_prefix))
+                                     login_limiter=LoginLimiter(counters, prefix),
+                                     signup_limiter=SignupLimiter(settings.signup_limit_per_hour, counters, prefix))
     _forget_connections_after_fork(app)
 
 

@@ -55,6 +55,7 @@ class Settings:
     exchange_min_interval: float | None = None
     minute_retention_days: int = 30
     redis_url: str | None = None
+    rate_limit_redis_url: str | None = None  # the login and sign-up counters' Redis (default: REDIS_URL's)
     broker_url: str | None = None  # set: ingest tasks go to Celery workers through this Redis
     ingest_queue: str = "celery"
     ingest_task_timeout: int = 300  # seconds: the longest one ingest task may take on a worker
@@ -72,6 +73,7 @@ class Settings:
     alert_min_points: int = 4
     alert_stale_minutes: int = 5
     token_ttl_hours: int = 24
+    signup_limit_per_hour: int = 10  # sign-ups per client address; 0: unlimited
     trusted_proxies: int = 0
     host: str = "127.0.0.1"
     port: int = 5000
@@ -87,6 +89,12 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def counters_redis_url(self) -> str | None:
+        """Where the login and sign-up counters live: their own Redis, which must never evict (a cache that
+        evicts under pressure would let traffic wipe them); the cache's Redis only for development."""
+        return self.rate_limit_redis_url or self.redis_url
 
     @property
     def is_sqlite(self) -> bool:
@@ -244,6 +252,7 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "EXCHANGE_MIN_INTERVAL": ("exchange_min_interval", _number(float, 0, 60)),
     "MINUTE_RETENTION_DAYS": ("minute_retention_days", _number(int, 1, 3650)),
     "REDIS_URL": ("redis_url", _url("redis://", "rediss://", "unix://")),
+    "RATE_LIMIT_REDIS_URL": ("rate_limit_redis_url", _url("redis://", "rediss://", "unix://")),
     "BROKER_URL": ("broker_url", _url("redis://", "rediss://")),
     "INGEST_QUEUE": ("ingest_queue", _queue_name),
     "INGEST_TASK_TIMEOUT": ("ingest_task_timeout", _number(int, 5, 86400)),
@@ -261,6 +270,7 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "ALERT_MIN_POINTS": ("alert_min_points", _number(int, 2, 1440)),
     "ALERT_STALE_MINUTES": ("alert_stale_minutes", _number(int, 1, 1440)),
     "TOKEN_TTL_HOURS": ("token_ttl_hours", _number(int, 1, 8760)),
+    "SIGNUP_LIMIT_PER_HOUR": ("signup_limit_per_hour", _number(int, 0, 100_000)),
     "TRUSTED_PROXIES": ("trusted_proxies", _number(int, 0, 5)),
     "HOST": ("host", _text),
     "PORT": ("port", _number(int, 1, 65535)),

@@ -17,7 +17,7 @@ from financial.config import Settings
 if TYPE_CHECKING:
     from financial.caching import GenerationCache
     from financial.edge.policy import Policy
-    from financial.ratelimit import LoginLimiter
+    from financial.ratelimit import LoginLimiter, SignupLimiter
     from financial.services.watchlists import MarketLookup
 
 # Named constraints keep migrations portable between SQLite and MySQL.
@@ -56,6 +56,7 @@ class AppState:
     cache: GenerationCache
     policy: Policy
     login_limiter: LoginLimiter
+    signup_limiter: SignupLimiter
     api: Any = None  # the Flask-RESTX Api, for the served spec
     market_lookup: MarketLookup | None = None  # watchlists' market checks, built on first use
 

@@ -44,9 +44,11 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def base_settings(**changes) -> Settings:
-    """Settings for tests: nothing read from the developer's environment or .env."""
+    """Settings for tests: nothing read from the developer's environment or .env. Sign-ups are unlimited
+    (tests sign many accounts up from one address); the tests of the limit turn it on."""
     values = dict(secret_key="test-secret-key", log_dir=None, log_level="WARNING", alphavantage_api_key="test-key",
-                  alphavantage_min_interval=0.0, cache_key_prefix=f"mdt-test-{uuid.uuid4().hex[:8]}:")
+                  alphavantage_min_interval=0.0, cache_key_prefix=f"mdt-test-{uuid.uuid4().hex[:8]}:",
+                  signup_limit_per_hour=0)
     values.update(changes)
     return Settings(**values)
 
@@ -176,11 +178,15 @@ def smtp_server():
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for running app.py or get_raw_data.py as a subprocess against the same stack."""
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ALPHAVANTAGE_", "DATABASE_", "REDIS_", "CACHE_", "BROKER_", "INGEST_"))}
+           if not key.startswith(("ALPHAVANTAGE_", "DATABASE_", "REDIS_", "CACHE_", "BROKER_", "INGEST_",
+                                  "RATE_LIMIT_"))}
     env.update(ENV_FILE=os.devnull, DATABASE_URL=settings.database_url, LOG_DIR="", LOG_LEVEL="WARNING",
                SECRET_KEY=settings.secret_key, CACHE_KEY_PREFIX=settings.cache_key_prefix,
-               ALPHAVANTAGE_MIN_INTERVAL="0", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+               ALPHAVANTAGE_MIN_INTERVAL="0", SIGNUP_LIMIT_PER_HOUR=str(settings.signup_limit_per_hour),
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
+    if settings.rate_limit_redis_url:
+        env["RATE_LIMIT_REDIS_URL"] = settings.rate_limit_redis_url
     env.update(extra)
     return env

@@ -70,11 +70,12 @@ class SignedInResource(Resource):
 class Signup(Resource):
     @ns.expect(CREDENTIALS.model)
     @ns.response(201, "Account created", ACCOUNT)
-    @responds(ns, 400, 409, 413)
+    @responds(ns, 400, 409, 413, 429)
     def post(self) -> Response:
-        """Create an account: an e-mail address and a password of 8 to 128 characters."""
+        """Create an account: an e-mail address and a password of 8 to 128 characters. After
+        SIGNUP_LIMIT_PER_HOUR sign-ups (10 by default) from one address within an hour, 429 with Retry-After."""
         body = params.parse_body(CREDENTIALS)
-        return json_response(envelope(accounts.signup(body["email"], body["password"])), 201)
+        return json_response(envelope(accounts.signup(body["email"], body["password"], request.remote_addr)), 201)
 
 
 @ns.route("/login")

@@ -15,11 +15,13 @@ from webargs import fields, validate
 from webargs.flaskparser import FlaskParser
 
 import lib.symbols
+from financial.edge.query import INTEGER_PARAMETERS, ascii_integer
 from financial.errors import BadRequest
 from financial.paging import Page
 
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MAX_PAGE = 10_000_000
+_DECLARED: set[str] = set()  # every parameter name declared so far (see `schema`)
 
 
 class StrictDate(fields.Field):
@@ -32,6 +34,17 @@ class StrictDate(fields.Field):
             return dt.date.fromisoformat(value)
         except ValueError:
             raise ValidationError("is not a real calendar date") from None
+
+
+class AsciiInteger(fields.Integer):
+    """A whole number written in ASCII digits (an optional sign, surrounding spaces): the cache key reads
+    integers by the same rule (`financial.edge.query`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs: Any) -> int:
+        number = ascii_integer(value) if isinstance(value, str) else None
+        if number is None:
+            raise self.make_error("invalid")
+        return number
 
 
 class Parsed(fields.Field):
@@ -158,7 +171,15 @@ class Body:
 
 
 def schema(declared: dict[str, fields.Field]) -> Schema:
-    """A schema instance built once at import (building one per request costs more than the request)."""
+    """A schema instance built once at import (building one per request costs more than the request).
+    Its integer parameters are registered for the cache key, which normalises them by name: a name is an
+    integer everywhere in the API or nowhere."""
+    for name, field in declared.items():
+        if isinstance(field, fields.Integer) != (name in INTEGER_PARAMETERS) and name in _DECLARED:
+            raise TypeError(f"parameter {name!r} is declared as an integer in one place and not in another")
+        _DECLARED.add(name)
+        if isinstance(field, fields.Integer):
+            INTEGER_PARAMETERS.add(name)
     instance = Schema.from_dict(declared)()
     instance.declared_for_docs = declared  # type: ignore[attr-defined]  # read by doc_params
     return instance
@@ -176,9 +197,9 @@ def date(description: str, *, required: bool = False) -> fields.Field:
 def integer(description: str, *, default: int, low: int, high: int | None = None) -> fields.Field:
     bound = validate.Range(min=low, max=high, error=f"must be between {low} and {high}" if high
                            else f"must be at least {low}")
-    return fields.Integer(load_default=default, validate=bound, strict=False,
-                          metadata={"description": description, "minimum": low, "maximum": high},
-                          error_messages={"invalid": "must be a whole number"})
+    return AsciiInteger(load_default=default, validate=bound,
+                        metadata={"description": description, "minimum": low, "maximum": high},
+                        error_messages={"invalid": "must be a whole number"})
 
 
 def symbol(description: str, *, required: bool = False) -> fields.Field:

@@ -3,6 +3,7 @@
     policy          security headers, the request id, CORS, `no-store` on private paths, the log line
     response_cache  what is cacheable, the cache key, the WSGI layer that answers hits before Flask, and
                     the views' side of the same cache
+    query           a query string's canonical form (the key's query part) and what an integer looks like
 
 A request first meets `response_cache.CachedAnswers` (a hit is answered there, with the policy's headers
 and log line); anything else goes to Flask, whose `after_request` hook applies the same policy.

@@ -9,10 +9,11 @@
   environ), so a miss costs one cache round trip for the lookup, not two.
 
 `cacheable` is the one rule both sides follow: GET (and HEAD) answers of public paths under /api, never
-those of /api/me or /api/auth, which belong to one user. `key` builds the cache key from the path and the raw
-query string, exactly as sent: only valid queries are ever stored (an invalid one raises before reaching
-the cache), so a hit can skip validation altogether. Spellings of the same query, such as another
-parameter order, are cached separately.
+those of /api/me or /api/auth, which belong to one user. `key` builds the cache key from the path and the
+query's canonical form (`financial.edge.query`: parameters sorted, integers written as numbers), so the
+spellings of one query (`limit=5`, `limit=05`, `limit=+5`, another parameter order) share one entry. Only
+valid queries are ever stored (an invalid one raises before reaching the cache), and two spellings share a
+key only when they are read alike, so a hit can skip validation altogether.
 
 **Conditional requests**: every cacheable 200 carries an `ETag` derived from the data generation and the key
 (`etag_of`) and `Cache-Control: no-cache` (a browser may keep it, but asks again each time). A request whose
@@ -30,6 +31,7 @@ from flask import Flask, request
 from werkzeug.datastructures import Headers
 
 from financial.caching import Lookup
+from financial.edge import query as canonical_query
 from financial.edge.policy import Policy, is_private, request_id
 from financial.extensions import app_state
 
@@ -42,7 +44,8 @@ def cacheable(method: str, path: str) -> bool:
 
 
 def key(path: str, query_string: str) -> str:
-    return f"{path}?{query_string}"
+    """The cache key of a public answer: its path and canonical query (the layer and the views both use it)."""
+    return f"{path}?{canonical_query.canonical(query_string)}"
 
 
 # -- conditional requests (ETag / If-None-Match) ----------------------------------------------------------

@@ -9,7 +9,14 @@
 - Wrong credentials get one answer whether the e-mail is unknown or the password wrong, and take the
   same time: an unknown e-mail is checked against a dummy hash of the same cost.
 - Failed logins are counted per account and per client address (`financial.ratelimit`); once either
-  is exhausted, logins for it get 429 before any password is checked.
+  is exhausted, logins for it get 429 before any password is checked. Sign-ups are counted per client
+  address (SIGNUP_LIMIT_PER_HOUR), before any hashing.
+- Passwords are normalised to Unicode NFKC before they are hashed or checked, so the same password typed
+  on two keyboards (a full-width digit, an accent as one character or two) is one password. A hash made
+  before that rule, from the password as typed, still verifies and is replaced by the normalised one.
+- At most `HASH_CONCURRENCY` hashes run at once in a process: each takes 64 MiB and a core's worth of
+  work, and a flood of sign-ups or logins must leave CPU to the cheap cached reads of the other threads.
+  A request that cannot start its hash within `HASH_WAIT` seconds gets 503 with Retry-After.
 
 E-mail addresses are compared lower-cased (stored that way), so the unique constraint on `users.email`
 treats `Ann@Example.com` and `ann@example.com` as one account on SQLite and MySQL alike. Nothing here
@@ -23,14 +30,18 @@ import hashlib
 import logging
 import re
 import secrets
+import threading
+import unicodedata
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from financial.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
+from financial.errors import BadRequest, Conflict, TooManyRequests, Unauthorized, Unavailable
 from financial.extensions import app_state, db_session
 from financial.models import AuthToken, User, utcnow
 from financial.storage import accounts
@@ -41,6 +52,9 @@ HASHER = PasswordHasher()
 EMAIL_MAX = 254
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
+HASH_CONCURRENCY = 1
+HASH_WAIT = 3.0
+_HASHING = threading.BoundedSemaphore(HASH_CONCURRENCY)
 # A mailbox as people type it: an RFC 5322 dot-atom local part and a domain of DNS labels with a dot. No
 # quoted local parts, comments or IP literals: nothing that could carry a header into an alert e-mail.
 _EMAIL = re.compile(r"^(?=.{3,254}$)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -72,6 +86,11 @@ def normalize_email(email: str) -> str:
     return normalized
 
 
+def normalize_password(password: str) -> str:
+    """The password as hashed: its NFKC form (at most a few times longer than typed)."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def check_password(password: str) -> None:
     if len(password) < PASSWORD_MIN:
         raise BadRequest(f"password: must be at least {PASSWORD_MIN} characters")
@@ -79,16 +98,41 @@ def check_password(password: str) -> None:
         raise BadRequest(f"password: must be at most {PASSWORD_MAX} characters")
 
 
+@contextmanager
+def _hashing() -> Iterator[None]:
+    """A turn to hash a password, or 503 when the turns are taken for longer than `HASH_WAIT` seconds."""
+    if not _HASHING.acquire(timeout=HASH_WAIT):
+        log.warning("password hashing busy: request refused after %.0fs", HASH_WAIT)
+        raise Unavailable("too many sign-ups and logins at once; try again shortly", headers={"Retry-After": "1"})
+    try:
+        yield
+    finally:
+        _HASHING.release()
+
+
+def hash_password(password: str) -> str:
+    """The Argon2id hash of an already normalised password."""
+    with _hashing():
+        return HASHER.hash(password)
+
+
 # -- sign-up, login, logout -------------------------------------------------------------------------
 
-def signup(email: str, password: str) -> dict:
+def signup(email: str, password: str, address: str | None) -> dict:
     """Create an account; 409 when the e-mail has one (also when two sign-ups race: the unique constraint
-    decides, and the loser gets the same 409)."""
+    decides, and the loser gets the same 409); 429 after too many sign-ups from the client address."""
     email = normalize_email(email)
+    password = normalize_password(password)
     check_password(password)
+    # Counted before the existence check too: probing which e-mail addresses have accounts is limited alike.
+    wait = app_state().signup_limiter.attempt(address)
+    if wait is not None:
+        log.warning("sign-up refused: too many sign-ups from address %s", address)
+        raise TooManyRequests(f"too many sign-ups from this address; try again in {wait} seconds",
+                              headers={"Retry-After": str(wait)})
     if accounts.user_exists(db_session(), email):  # saves the hashing work; the constraint below decides
         raise Conflict("email: an account with this e-mail already exists")
-    user = User(email=email, password_hash=HASHER.hash(password), created_at=now())
+    user = User(email=email, password_hash=hash_password(password), created_at=now())
     try:
         with unit_of_work() as work:
             work.session.add(user)
@@ -115,14 +159,18 @@ def login(email: str, password: str, address: str | None) -> Login:
         log.warning("login refused: too many failed logins for the account or from address %s", address)
         raise TooManyRequests(f"too many failed logins for this account or from this address; try again in "
                               f"{wait} seconds", headers={"Retry-After": str(wait)})
+    typed, password = password, normalize_password(password)
     with unit_of_work() as work:
         user = accounts.find_user(work.session, normalized)
-        if not _verify(user, password) or user is None:  # (the hash is checked either way: same cost)
+        verified = _verify(user, password)  # (the hash is checked either way: same cost)
+        # A hash made before normalisation is of the password as typed (checked for unknown e-mails too: same cost).
+        legacy = not verified and typed != password and _verify(user, typed) and user is not None
+        if not (verified or legacy) or user is None:
             limiter.failed(keys)
             raise Unauthorized(WRONG_CREDENTIALS, headers={"WWW-Authenticate": REALM})
         limiter.clear(keys[0])  # the account's own counter; the address's keeps counting
-        if HASHER.check_needs_rehash(user.password_hash):
-            user.password_hash = HASHER.hash(password)
+        if legacy or HASHER.check_needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
         token, issued = secrets.token_urlsafe(32), now()
         expires = issued + dt.timedelta(hours=current_app.config["SETTINGS"].token_ttl_hours)
         accounts.forget_dead_tokens(work.session, user.id, issued)
@@ -134,7 +182,8 @@ def login(email: str, password: str, address: str | None) -> Login:
 def _verify(user: User | None, password: str) -> bool:
     """Whether `password` is the user's; an unknown user costs the same hashing work as a known one."""
     try:
-        return HASHER.verify(user.password_hash if user else _dummy_hash(HASHER), password)
+        with _hashing():
+            return HASHER.verify(user.password_hash if user else _dummy_hash(HASHER), password)
     except (VerificationError, InvalidHashError):
         return False
 

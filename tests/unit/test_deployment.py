@@ -101,6 +101,23 @@ def test_the_prod_redis_never_evicts_the_broker_queues():
     assert policy.startswith("volatile-") or policy == "noeviction"
 
 
+@pytest.mark.parametrize("name, variables", [
+    ("docker-compose.dev.yml", lambda: compose("docker-compose.dev.yml")["services"]["app"]["environment"]),
+    ("docker-compose.prod.yml", lambda: env_file(".env.prod.example")),
+])
+def test_the_counters_have_a_redis_that_never_evicts(name, variables):
+    """The cache's Redis evicts under memory pressure; the failed-login and sign-up counters live in a
+    Redis of their own that never does, which the API waits for."""
+    from financial.config import Settings
+    services = compose(name)["services"]
+    settings = Settings.from_env(variables(), env_file=None)
+    assert settings.counters_redis_url == "redis://redis-limits:6379/0" != settings.redis_url
+    limits_command = services["redis-limits"]["command"]
+    assert limits_command[limits_command.index("--maxmemory-policy") + 1] == "noeviction"
+    api = services["api" if "api" in services else "app"]
+    assert api["depends_on"]["redis-limits"]["condition"] == "service_healthy"
+
+
 @pytest.mark.parametrize("name", ["docker-compose.dev.yml", "docker-compose.prod.yml"])
 def test_compose_files_validate(name):
     if not shutil.which("docker-compose"):
