@@ -19,4 +19,5 @@ __all__ = ["app", "create_app"]
 
 if __name__ == "__main__":
     print(f" * Market data tracker on http://{settings.host}:{settings.port}/ (the web page; Swagger UI at /docs)")
-    app.run(host=settings.host, port=settings.port, debug=False, threaded=True)
+    from financial.serving import JsonRequestHandler
+    app.run(host=settings.host, port=settings.port, debug=False, threaded=True, request_handler=JsonRequestHandler)
