@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -59,6 +60,16 @@ class JsonFormatter(_LibraryJsonFormatter):
 def console_formatter(production: bool) -> logging.Formatter:
     """JSON in production (one object per line, for the log collector), short text lines otherwise."""
     return JsonFormatter() if production else logging.Formatter(_TEXT_FORMAT, "%H:%M:%S")
+
+
+def startup_failure_line(message: str) -> str:
+    """The one line a process that cannot start prints: a JSON object when the environment says
+    APP_ENV=production (the settings could not be read, so the environment is all there is to go by)."""
+    if os.environ.get("APP_ENV", "").strip().lower() != "production":
+        return message
+    record = logging.makeLogRecord({"name": "financial.startup", "levelname": "CRITICAL", "levelno": logging.CRITICAL,
+                                    "msg": message, "process": os.getpid()})
+    return JsonFormatter().format(record)
 
 
 def configure_logging(settings: Settings, *, process: str = "app") -> None:

@@ -177,6 +177,17 @@ def test_every_line_gunicorn_and_the_app_write_is_one_json_object(tmp_path):
     assert len({entry["pid"] for entry in health}) == 2  # the second answer came from the new worker
 
 
+def test_a_service_that_cannot_start_says_why_in_one_json_line(tmp_path):
+    env = env_for(base_settings(database_url=f"sqlite:///{tmp_path / 'never.db'}"), APP_ENV="production",
+                  SECRET_KEY="", GUNICORN_BIND=f"127.0.0.1:{free_port()}", GUNICORN_CMD_ARGS="--no-control-socket")
+    result = subprocess.run([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "conf/gunicorn.conf.py", "app:app"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    [entry] = json_lines(result.stderr)
+    assert (entry["level"], entry["logger"]) == ("critical", "financial.startup")
+    assert entry["message"] == "configuration error: SECRET_KEY is required when APP_ENV=production"
+
+
 # -- item: JSON at every edge -----------------------------------------------------------------------
 
 def test_a_long_request_line_is_a_414_envelope(gunicorn):
