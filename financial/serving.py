@@ -54,6 +54,14 @@ def _detail(error: object) -> str:
     return text if len(text) <= _DETAIL_LIMIT else text[:_DETAIL_LIMIT] + "..."
 
 
+def _client_error(exc: BaseException) -> bool:
+    """A request gunicorn could not parse or accept, rather than a failure of its own or of the app's answer
+    (a header the app tried to send that is not valid)."""
+    if isinstance(exc, (errors.InvalidResponseHeader, errors.InvalidResponseHeaderName)):
+        return False
+    return isinstance(exc, (errors.ParseException, ssl.SSLError))
+
+
 class JsonLogger(Logger):
     """gunicorn's logger with the app's formatter: JSON lines in production, the app's text lines otherwise."""
 
@@ -75,15 +83,14 @@ class JsonThreadWorker(ThreadWorker):
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         addr = addr or ("", -1)  # a unix socket has no address
-        if isinstance(exc, (errors.InvalidResponseHeader, errors.InvalidResponseHeaderName)) or not isinstance(
-                exc, (errors.ParseException, ssl.SSLError)):
-            where = f"{req.method} {req.uri}" if hasattr(req, "method") and hasattr(req, "uri") else "(no request)"
-            self.log.exception("Error handling request %s", where)
-            status, message = 500, "internal error; it has been logged"
-        else:
+        if _client_error(exc):
             self.log.warning("Invalid request from ip=%s: %s", addr[0], exc)
             status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
             message = self._message(status, exc)
+        else:
+            where = f"{req.method} {req.uri}" if hasattr(req, "method") and hasattr(req, "uri") else "(no request)"
+            self.log.exception("Error handling request %s", where)
+            status, message = 500, "internal error; it has been logged"
         try:
             util.write_nonblock(client, error_answer(status, message))
         except Exception:  # the client is gone: nothing to answer
