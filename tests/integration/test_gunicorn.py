@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -45,7 +46,7 @@ class Gunicorn:
         environ = env_for(settings, APP_ENV="production", LOG_LEVEL="info", GUNICORN_BIND=f"127.0.0.1:{self.port}",
                           WEB_CONCURRENCY="1", GUNICORN_CMD_ARGS="--no-control-socket", **env)
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "conf/gunicorn.conf.py",
+            self.process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py",
                                              "app:app"], cwd=ROOT, env=environ, stdout=out, stderr=err)
         self.wait_until(lambda: self.answers("/healthz"), "answers /healthz")
 
@@ -180,7 +181,7 @@ def test_every_line_gunicorn_and_the_app_write_is_one_json_object(tmp_path):
 def test_a_service_that_cannot_start_says_why_in_one_json_line(tmp_path):
     env = env_for(base_settings(database_url=f"sqlite:///{tmp_path / 'never.db'}"), APP_ENV="production",
                   SECRET_KEY="", GUNICORN_BIND=f"127.0.0.1:{free_port()}", GUNICORN_CMD_ARGS="--no-control-socket")
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "conf/gunicorn.conf.py", "app:app"],
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "conf/gunicorn.conf.py", "app:app"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == ""
     [entry] = json_lines(result.stderr)
