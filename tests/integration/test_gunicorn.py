@@ -21,6 +21,7 @@ from typing import Iterator
 
 import pytest
 import requests
+from gunicorn import __version__ as gunicorn_version
 
 from tests.conftest import base_settings, env_for, missing_server
 
@@ -153,7 +154,7 @@ def test_every_line_gunicorn_and_the_app_write_is_one_json_object(tmp_path):
         first = int(booting[0].rsplit(" ", 1)[1])
         assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
         os.kill(first, signal.SIGSTOP)  # a hung worker: no heartbeat, so the arbiter times it out and kills it
-        server.wait_until(lambda: server.stderr().count("Booting worker") == 2, "booted a second worker", 30)
+        server.wait_until(lambda: server.stderr().count("Booting worker") >= 2, "booted a second worker", 30)
         assert server.answers("/healthz")
     finally:
         assert server.stop() == 0
@@ -161,10 +162,10 @@ def test_every_line_gunicorn_and_the_app_write_is_one_json_object(tmp_path):
     assert "Logging error" not in server.stderr()
     messages = [entry["message"] for entry in errors]
     arbiter = server.process.pid
-    assert {"Starting gunicorn 27.0.1", f"WORKER TIMEOUT (pid:{first})",
+    assert {f"Starting gunicorn {gunicorn_version}", f"WORKER TIMEOUT (pid:{first})",
             f"Worker (pid:{first}) was sent SIGKILL! Perhaps out of memory?", "Shutting down: Master"} <= set(messages)
     booted = [entry for entry in errors if entry["message"].startswith("Booting worker with pid: ")]
-    assert len(booted) == 2 and booted[0]["message"] == f"Booting worker with pid: {first}"
+    assert len(booted) >= 2 and booted[0]["message"] == f"Booting worker with pid: {first}"
     assert all(entry["message"].endswith(f": {entry['pid']}") for entry in booted)  # said by the new worker
     from_arbiter = [entry for entry in errors if entry["message"].startswith(("WORKER TIMEOUT", "Worker ("))]
     assert from_arbiter and all(entry["pid"] == arbiter for entry in from_arbiter)
@@ -175,7 +176,7 @@ def test_every_line_gunicorn_and_the_app_write_is_one_json_object(tmp_path):
     assert (timeout["level"], timeout["logger"]) == ("critical", "gunicorn.error")
     health = [entry for entry in out if entry["logger"] == "financial.requests" and "/healthz" in entry["message"]]
     assert health[0]["status"] == 200 and health[0]["pid"] == first  # the request line, from the worker
-    assert len({entry["pid"] for entry in health}) == 2  # the second answer came from the new worker
+    assert health[-1]["pid"] != first  # the last answer came from a new worker
 
 
 def test_a_service_that_cannot_start_says_why_in_one_json_line(tmp_path):
