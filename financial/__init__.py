@@ -27,6 +27,8 @@ def create_app(settings: Settings | None = None, *, process: str = "app") -> Fla
     a database that cannot be opened for that raises `DatabaseUnavailable`."""
     settings = settings or Settings.from_env()
     app = Flask(__name__, static_folder=None)  # the web page serves its own files (financial.web)
+    from financial.serving import CappedRequest
+    app.request_class = CappedRequest  # a chunked body past MAX_CONTENT_LENGTH is a 413, not cut short
     register_config(app, settings, process)
     register_proxy(app, settings)
     register_logging(app, settings, process)
