@@ -3,8 +3,8 @@
     python -m bench.run [--duration 10] [--rows-sqlite 1000000] [--rows-mysql 10000000]
                               [--stacks sqlite,mysql] [--mixed-rate 1000] [--mixed-seconds 60]
 
-What it measures, on this machine, with gunicorn (`--workers` sync workers, 2 by default, every server
-alike; conf/gunicorn.conf.py) and wrk:
+What it measures, on this machine, with gunicorn as shipped (conf/gunicorn.conf.py: threaded workers,
+`--workers` of them, 2 by default, `--threads` each, the shipped 8 by default; every server alike) and wrk:
 - a bare Flask JSON endpoint, the baseline: every throughput below is also given as a ratio to it,
   measured in the same run under the same gunicorn configuration;
 - cached /api/statistics, /api/financial_data (100 rows), /api/metrics and /api/dashboard, per stack
@@ -321,7 +321,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mixed-rate", type=int, default=1000)
     parser.add_argument("--mixed-seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, for every server alike")
-    parser.add_argument("--threads", type=int, default=1, help="threads per worker (above 1: gthread workers)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker (conf/gunicorn.conf.py's default)")
     args = parser.parse_args(argv)
     if not shutil.which("wrk"):
         print("wrk is needed for the benchmark: apt-get install wrk", file=sys.stderr)
