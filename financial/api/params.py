@@ -18,7 +18,7 @@ import lib.symbols
 from financial.errors import BadRequest
 from financial.paging import Page
 
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits: \d would take any script's
 MAX_PAGE = 10_000_000
 
 
@@ -26,7 +26,7 @@ class StrictDate(fields.Field):
     """A calendar date written exactly as YYYY-MM-DD."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs: Any) -> dt.date:
-        if not isinstance(value, str) or not DATE_PATTERN.match(value):
+        if not isinstance(value, str) or not DATE_PATTERN.fullmatch(value):
             raise ValidationError("must be a date as YYYY-MM-DD")
         try:
             return dt.date.fromisoformat(value)
