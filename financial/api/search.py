@@ -26,7 +26,9 @@ SEARCH = envelope_model(ns, "SearchResponse", fields.List(fields.Nested(MATCH)),
 SEARCH_ARGS = params.schema({
     "name": args_fields.String(required=True, error_messages={"required": "is required"},
                                validate=validate.Length(max=MAX_NAME, error=f"must have at most {MAX_NAME} characters"),
-                               metadata={"description": "Text to find in names and symbols (case-insensitive)"}),
+                               metadata={"description": "Text to find in names and symbols (case-insensitive); "
+                                                        "spaces around it are ignored, so it holds another character",
+                                         "minLength": 1, "maxLength": MAX_NAME, "pattern": r"\S"}),
     **params.paging("Matches per page", default=20, high=100),
 })
 
