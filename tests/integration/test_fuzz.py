@@ -3,9 +3,9 @@ outside the spec (status, content type, headers, body schema), every schema-vali
 schema-violating one refused, no operation that ignores its token, and the envelope on every error.
 
 Bounded for CI: FUZZ_EXAMPLES cases (default 75) per operation, generation mode (data that fits the spec,
-data that breaks it) and caller (anonymous; signed in, so /api/me is fuzzed past its token check), on
-both stacks, with the demo data loaded so that queries find something, and watchlist markets validated
-against a fake Cryptowatch server.
+data that breaks it) and caller (anonymous; signed in, so /api/me is fuzzed past its token check): about
+5,100 cases per stack, on both stacks, with the demo data loaded so that queries find something, and
+watchlist markets validated against a fake Cryptowatch server.
 
 Two rules cannot be said in Swagger 2.0, and the test says them instead:
 - a range whose end_date is before its start_date is a 400 (a rule across two parameters), so such
@@ -33,6 +33,8 @@ from tests.fakes.server import FakeServer
 from tests.seed import sign_in
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "75"))
+# The same cases on every run, so that CI is repeatable; FUZZ_RANDOM=1 explores new ones.
+DERANDOMIZE = os.environ.get("FUZZ_RANDOM") != "1"
 
 
 def media_types(ctx, response, case):
@@ -82,7 +84,7 @@ def test_every_operation_of_the_spec(app_factory, fast_hashing, mode):
             assert ingest.run(demo.demo_tasks()).ok
         schema = schemathesis.openapi.from_wsgi("/swagger.json", app)
         schema.hook("filter_query")(ordered_range)
-        failures, operations, started = [], 0, time.monotonic()
+        failures, operations, cases, started = [], 0, 0, time.monotonic()
         statuses: dict[tuple[str, bool], set[int]] = {}
         for result in schema.get_all_operations():
             operation = result.ok()
@@ -93,20 +95,20 @@ def test_every_operation_of_the_spec(app_factory, fast_hashing, mode):
             for token in ({}, sign_in(app.test_client(), f"fuzz{operations}-{mode}@example.com")):
 
                 @given(case=operation.as_strategy(mode))
-                @settings(max_examples=EXAMPLES, deadline=None, database=None,
+                @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=DERANDOMIZE,
                           suppress_health_check=list(HealthCheck))
                 def fuzz(case):
+                    nonlocal cases
+                    cases += 1
                     response = case.call_and_validate(headers=with_token(case, token), checks=checks)
                     statuses.setdefault((operation.label, bool(token)), set()).add(response.status_code)
 
                 try:
                     fuzz()
-                except BaseException as exc:  # noqa: B036  # schemathesis raises groups; collect them all
-                    if isinstance(exc, KeyboardInterrupt):
-                        raise
+                except (Exception, BaseExceptionGroup) as exc:  # collect every operation's findings first
                     who = "signed in" if token else "anonymous"
                     failures.append(f"{operation.label} ({who}):\n{exc}")
-        print(f"\nfuzzed {operations} operations x 2 callers, {mode} mode, {EXAMPLES} examples each, in "
+        print(f"\nfuzz, {mode} mode: {cases} cases over {operations} operations x 2 callers in "
               f"{time.monotonic() - started:.1f} s")
     assert operations >= 15
     assert not failures, "\n\n".join(failures)
