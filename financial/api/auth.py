@@ -102,7 +102,7 @@ class Login(Resource):
 @ns.route("/logout")
 class Logout(SignedInResource):
     @ns.doc(security=SECURITY)
-    @ns.response(204, "The token is revoked")
+    @ns.response(204, "The token is revoked; no body, so no Content-Type")
     @responds(ns, 401)
     def post(self) -> Response:
         """Log out: revoke the token of this request."""

@@ -114,7 +114,7 @@ class Markets(SignedInResource):
 @ns.route("/markets/<exchange>/<ticker>")
 @ns.doc(security=SECURITY, params=MARKET_DOC)
 class Market(SignedInResource):
-    @ns.response(204, "Removed from your watchlist")
+    @ns.response(204, "Removed from your watchlist; no body, so no Content-Type")
     @responds(ns, 400, 401, 404)
     def delete(self, exchange: str, ticker: str) -> Response:
         """Stop watching a market (404 when it is not on your watchlist)."""
