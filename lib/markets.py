@@ -17,8 +17,9 @@ from typing import Iterable, Protocol, Sequence
 from lib.bars import Bar, Interval
 from lib.symbols import parse_list
 
-_EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_PAIR = re.compile(r"^[a-z0-9][a-z0-9.]{1,31}$")
+# Checked before lower-casing, which maps some other letters onto ASCII ones (the Kelvin sign onto `k`).
+_EXCHANGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_PAIR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.]{1,31}$")
 _SEPARATORS = re.compile(r"[/_-]")
 # Quote currencies, each before the shorter ones it ends with (`btcfdusd` is btc/fdusd, not btcfd/usd). Quotes
 # that end with another quote's whole name and are rare as quotes (tusd, busd) are left out, so that
@@ -85,21 +86,21 @@ def parse_market(text: str) -> MarketId:
 
 def parse_exchange(text: str) -> str:
     """An exchange id as markets are named (`kraken`, `binance`), lower-cased; ValueError if it cannot be one."""
-    exchange = text.strip().lower()
+    exchange = text.strip()
     if not _EXCHANGE.match(exchange):
         raise ValueError(f"{text.strip()[:40]!r} is not an exchange id: letters, digits, - and _, "
                          f"up to 32 characters, e.g. kraken")
-    return exchange
+    return exchange.lower()
 
 
 def parse_pair(text: str) -> str:
     """A pair as markets are named (`btcusd`; `BTC/USD`, `btc-usd` and `btc_usd` read the same), lower-cased;
     ValueError if it cannot be one."""
-    pair = _SEPARATORS.sub("", text.strip().lower())
+    pair = _SEPARATORS.sub("", text.strip())
     if not _PAIR.match(pair):
         raise ValueError(f"{text.strip()[:40]!r} is not a pair: letters and digits (and . / - _), "
                          f"2 to 32 characters, e.g. btcusd")
-    return pair
+    return pair.lower()
 
 
 def parse_markets(text: str) -> list[MarketId]:

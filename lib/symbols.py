@@ -26,11 +26,12 @@ def is_symbol(text: str) -> bool:
 
 
 def parse_symbol(text: str) -> str:
-    """The symbol, upper-case; BadSymbol when it cannot be one."""
-    symbol = text.strip().upper()
+    """The symbol, upper-case; BadSymbol when it cannot be one. Checked before upper-casing, which maps some
+    other letters onto ASCII ones (`ß` → `SS`, `ﬁ` → `FI`)."""
+    symbol = text.strip()
     if not is_symbol(symbol):
-        raise BadSymbol(text.strip())
-    return symbol
+        raise BadSymbol(symbol)
+    return symbol.upper()
 
 
 def parse_list(text: str, parse: Callable[[str], T]) -> list[T]:

@@ -1,8 +1,6 @@
 """System D's dashboard: `/api/dashboard`."""
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Response
 from flask_restx import Resource, fields
 from webargs import fields as args_fields, validate
@@ -16,8 +14,9 @@ from financial.services import dashboard
 ns = namespace("dashboard", "Daily price changes of coins (and any instrument with daily bars)", path="/api")
 
 MAX_SYMBOLS = 200
-# The dates whose 30-day look-back stays within what every backend stores (MySQL DATETIME: years 1000-9999).
-FIRST_DATE, LAST_DATE = dt.date(1000, 2, 1), dt.date(9999, 12, 30)
+# What `symbols_of` accepts: `all` or 1 to MAX_SYMBOLS symbols, comma-separated, no element empty.
+_SYMBOL = lib.symbols.PATTERN.strip("^$")
+ID_PATTERN = rf"^([Aa][Ll][Ll]|{_SYMBOL}(,{_SYMBOL}){{0,{MAX_SYMBOLS - 1}}})$"
 
 ENTRY = ns.model("DashboardEntry", {
     "crypto": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
@@ -37,8 +36,9 @@ DASHBOARD = envelope_model(ns, "DashboardResponse", fields.List(fields.Nested(EN
 DASHBOARD_ARGS = params.schema({
     "id": args_fields.String(load_default="all",
                              validate=validate.Length(min=1, max=4000, error="must have 1 to 4000 characters"),
-                             metadata={"description": "`all`, or a comma-separated list of symbols "
-                                                      "(case-insensitive), e.g. btc,eth"}),
+                             metadata={"description": f"`all`, or a comma-separated list of 1 to {MAX_SYMBOLS} "
+                                                      "symbols (case-insensitive), e.g. btc,eth",
+                                       "pattern": ID_PATTERN, "minLength": 1, "maxLength": 4000}),
     "date": params.date("YYYY-MM-DD; default: the latest date with data"),
     "order_by": params.choice("Column to sort by (nulls always last)", list(dashboard.ORDER_BY), default="market-cap"),
     "order_type": params.choice("Sort direction", ["asc", "desc"], default="desc"),
@@ -50,6 +50,9 @@ def symbols_of(text: str) -> list[str] | None:
     """None for `all`, else the listed symbols, upper-case, each once, in the order given."""
     if text.strip().lower() == "all":
         return None
+    for position, item in enumerate(text.split(","), 1):
+        if not item.strip():
+            raise BadRequest(f"id: element {position} of the list is empty (got {params.quoted(text)})")
     try:
         symbols = lib.symbols.parse_symbols(text)
     except lib.symbols.BadSymbol as exc:
@@ -72,10 +75,7 @@ class Dashboard(Resource):
 
     @staticmethod
     def build(args: dict) -> dict:
-        day = args.get("date")
-        if day is not None and not FIRST_DATE <= day <= LAST_DATE:
-            raise BadRequest(f"date: must be between {FIRST_DATE} and {LAST_DATE} (got '{day}')")
         page = params.page(args)
-        entries, count = dashboard.dashboard(page, symbols=symbols_of(args["id"]), day=day,
+        entries, count = dashboard.dashboard(page, symbols=symbols_of(args["id"]), day=args.get("date"),
                                              order_by=args["order_by"], descending=args["order_type"] == "desc")
         return paginated(entries, count, page)

@@ -29,9 +29,15 @@ MARKET = ns.model("WatchedMarket", {
     "instrument_id": fields.Integer(example=3, description="For /api/metrics/{id}"),
     "added_at": fields.String(example="2026-11-24T10:41:00Z"),
 })
+# What lib.markets accepts (case-insensitive): an exchange id, and a pair of 2 to 32 letters, digits and dots
+# once its separators (/ - _) are dropped. In a path a pair cannot hold a slash.
+EXCHANGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+PAIR_PATTERN = r"^[/_-]*[A-Za-z0-9]([/_-]*[A-Za-z0-9.]){1,31}[/_-]*$"
+PATH_PAIR_PATTERN = r"^[_-]*[A-Za-z0-9]([_-]*[A-Za-z0-9.]){1,31}[_-]*$"
 WATCH = params.Body(ns, "Watch", {
-    "exchange": params.text("Exchange id", max_length=64, example="kraken"),
-    "ticker": params.text("Pair: btcusd, BTC/USD, btc-usd...", max_length=64, example="btcusd"),
+    "exchange": params.text("Exchange id", max_length=64, example="kraken", pattern=EXCHANGE_PATTERN),
+    "ticker": params.text("Pair: btcusd, BTC/USD, btc-usd...", max_length=64, example="btcusd",
+                          pattern=PAIR_PATTERN),
 })
 BAR = ns.model("MinuteBar", {
     "time": fields.String(example="2026-11-24T10:41:00Z", description="Start of the minute, ISO 8601 UTC"),
@@ -68,7 +74,11 @@ MARKETS_ARGS = params.schema(params.paging("Markets per page", default=100, high
 DAY_ARGS = params.schema(params.paging("Bars per page (a whole day fits in one)", default=1440, high=1440))
 RANKINGS_ARGS = params.schema(params.paging("Markets per page", default=100, high=1000))
 ALERTS_ARGS = params.schema(params.paging("Alerts per page", default=50, high=500))
-MARKET_DOC = {"exchange": "Exchange id, e.g. kraken", "ticker": "Pair as listed by GET /api/me/markets, e.g. btcusd"}
+MARKET_DOC = {
+    "exchange": {"description": "Exchange id, e.g. kraken", "pattern": EXCHANGE_PATTERN},
+    "ticker": {"description": "Pair as listed by GET /api/me/markets, e.g. btcusd (or btc-usd, BTC_USD...)",
+               "pattern": PATH_PAIR_PATTERN},
+}
 
 
 def _page(query_schema: Schema) -> Page:
@@ -104,7 +114,7 @@ class Markets(SignedInResource):
 @ns.route("/markets/<exchange>/<ticker>")
 @ns.doc(security=SECURITY, params=MARKET_DOC)
 class Market(SignedInResource):
-    @ns.response(204, "Removed from your watchlist")
+    @ns.response(204, "Removed from your watchlist; no body, so no Content-Type")
     @responds(ns, 400, 401, 404)
     def delete(self, exchange: str, ticker: str) -> Response:
         """Stop watching a market (404 when it is not on your watchlist)."""

@@ -70,10 +70,15 @@ METRICS = envelope_model(ns, "MetricsResponse", fields.List(fields.Nested(METRIC
 METRIC_RESPONSE = envelope_model(ns, "MetricResponse", fields.Nested(METRIC))
 PRICES = envelope_model(ns, "PricesResponse", fields.List(fields.Nested(PRICE)), paginated=True)
 
+# The windows metrics.parse_window accepts, 1h to 8784h and 1d to 366d, so that Swagger says the same.
+WINDOW_PATTERN = (r"^([1-9][0-9]{0,2}|[1-7][0-9]{3}|8[0-6][0-9]{2}|87[0-7][0-9]|878[0-4])[hH]$"
+                  r"|^([1-9][0-9]?|[12][0-9]{2}|3[0-5][0-9]|36[0-6])[dD]$")
+
 
 def _window() -> Field:
     return params.parsed("Window ending at the last ingest: <n>h or <n>d, from 1h to 366d. 24h, 7d and 30d are "
-                         "precomputed; others are computed on first request", metrics.parse_window, default="24h")
+                         "precomputed; others are computed on first request", metrics.parse_window, default="24h",
+                         pattern=WINDOW_PATTERN)
 
 
 def _rank_by() -> Field:
@@ -94,7 +99,7 @@ CANDLES_ARGS = params.schema({
     "interval": params.choice("Candle width; at least the finest stored interval (default: that one)",
                               candles.INTERVALS, default=None),
     "range": params.parsed("How far back from the newest bar: 1d, 7d, 1m (30 days), 1y (365 days) or all",
-                           candles.parse_range, default="all"),
+                           candles.parse_range, default="all", enum=list(candles.RANGES)),
     "points": params.integer("At most this many candles: a longer range gets wider candles",
                              default=candles.DEFAULT_POINTS, low=candles.MIN_POINTS, high=candles.MAX_POINTS),
 })

@@ -19,7 +19,7 @@ from financial.edge.query import INTEGER_PARAMETERS, ascii_integer
 from financial.errors import BadRequest
 from financial.paging import Page
 
-DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits: \d would take any script's
 MAX_PAGE = 10_000_000
 _DECLARED: set[str] = set()  # every parameter name declared so far (see `schema`)
 
@@ -28,7 +28,7 @@ class StrictDate(fields.Field):
     """A calendar date written exactly as YYYY-MM-DD."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs: Any) -> dt.date:
-        if not isinstance(value, str) or not DATE_PATTERN.match(value):
+        if not isinstance(value, str) or not DATE_PATTERN.fullmatch(value):
             raise ValidationError("must be a date as YYYY-MM-DD")
         try:
             return dt.date.fromisoformat(value)
@@ -147,27 +147,29 @@ def _json_type(value: Any) -> str:
         type(value), "null")
 
 
-def text(description: str | None, *, max_length: int, example: str, min_length: int | None = None) -> fields.Field:
+def text(description: str | None, *, max_length: int, example: str, min_length: int | None = None,
+         pattern: str | None = None) -> fields.Field:
     """A required JSON string field of at most `max_length` characters (a number or null is refused).
-    `min_length` is documented only: the service checks it, with its own message."""
+    `min_length` and `pattern` are documented only: the service checks them, with its own messages."""
     return fields.String(required=True, validate=validate.Length(max=max_length, error=f"must be at most "
                                                                                        f"{max_length} characters"),
                          metadata={"description": description, "example": example, "max_length": max_length,
-                                   "min_length": min_length},
+                                   "min_length": min_length, "pattern": pattern},
                          error_messages={"required": "is required", "invalid": "must be a string",
                                          "null": "must be a string"})
 
 
 class Body:
     """A JSON request body declared once: validated by the schema of its fields (`parse_body`) and
-    documented by the Flask-RESTX model built from the same fields (`@ns.expect(body.model)`)."""
+    documented by the Flask-RESTX model built from the same fields (`@ns.expect(body.model)`). The model is
+    strict (`additionalProperties: false`), as the schema is: an unknown field is a 400."""
 
     def __init__(self, ns: Namespace, name: str, declared: dict[str, fields.Field]) -> None:
         self.schema = schema(declared)
         self.model: Model = ns.model(name, {
             field_name: doc_fields.String(required=field.required, **{
                 key: value for key, value in field.metadata.items() if value is not None})
-            for field_name, field in declared.items()})
+            for field_name, field in declared.items()}, strict=True)
 
 
 def schema(declared: dict[str, fields.Field]) -> Schema:
@@ -190,7 +192,8 @@ def parse_query(query_schema: Schema) -> dict[str, Any]:
 
 
 def date(description: str, *, required: bool = False) -> fields.Field:
-    return StrictDate(required=required, metadata={"description": description, "format": "date"},
+    return StrictDate(required=required, metadata={"description": description, "format": "date",
+                                                   "pattern": f"^{DATE_PATTERN.pattern}$"},
                       error_messages={"required": "is required"})
 
 
@@ -205,7 +208,8 @@ def integer(description: str, *, default: int, low: int, high: int | None = None
 def symbol(description: str, *, required: bool = False) -> fields.Field:
     return fields.String(required=required,
                          validate=validate.Regexp(lib.symbols.PATTERN, error="is not a valid symbol"),
-                         metadata={"description": description}, error_messages={"required": "is required"})
+                         metadata={"description": description, "pattern": lib.symbols.PATTERN},
+                         error_messages={"required": "is required"})
 
 
 def paging(description: str, *, default: int, high: int) -> dict[str, fields.Field]:
@@ -226,9 +230,11 @@ def choice(description: str, choices: list[str], *, default: str | None) -> fiel
                          metadata={"description": description, "enum": choices})
 
 
-def parsed(description: str, parse: Callable[[str], Any], *, default: str) -> fields.Field:
-    """A text parameter read by `parse`; `default` is given as a user would write it."""
-    return Parsed(parse, load_default=parse(default), metadata={"description": description, "default": default})
+def parsed(description: str, parse: Callable[[str], Any], *, default: str, **documented: Any) -> fields.Field:
+    """A text parameter read by `parse`; `default` is given as a user would write it. `documented` says in
+    Swagger terms (`pattern`, `enum`) which texts `parse` accepts."""
+    return Parsed(parse, load_default=parse(default),
+                  metadata={"description": description, "default": default, **documented})
 
 
 def doc_params(query_schema: Schema) -> dict[str, dict]:

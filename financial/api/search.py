@@ -13,6 +13,8 @@ from financial.services import search
 ns = namespace("search", "Find instruments by name or symbol", path="/api")
 
 MAX_NAME = 100
+# A character that str.strip() keeps (every other is Unicode whitespace): a name must hold one.
+NOT_SPACE = r"[^\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 MATCH = ns.model("SearchMatch", {
     "name": fields.String(example="Bitcoin", description="Name; the symbol when the instrument has no name"),
@@ -26,7 +28,9 @@ SEARCH = envelope_model(ns, "SearchResponse", fields.List(fields.Nested(MATCH)),
 SEARCH_ARGS = params.schema({
     "name": args_fields.String(required=True, error_messages={"required": "is required"},
                                validate=validate.Length(max=MAX_NAME, error=f"must have at most {MAX_NAME} characters"),
-                               metadata={"description": "Text to find in names and symbols (case-insensitive)"}),
+                               metadata={"description": "Text to find in names and symbols (case-insensitive); "
+                                                        "spaces around it are ignored, so it holds another character",
+                                         "minLength": 1, "maxLength": MAX_NAME, "pattern": NOT_SPACE}),
     **params.paging("Matches per page", default=20, high=100),
 })
 

@@ -31,13 +31,13 @@ STATISTICS_RESPONSE = envelope_model(ns, "StatisticsResponse", fields.Nested(STA
 
 FINANCIAL_DATA_ARGS = params.schema({
     "start_date": params.date("First date included, YYYY-MM-DD"),
-    "end_date": params.date("Last date included, YYYY-MM-DD"),
+    "end_date": params.date("Last date included, YYYY-MM-DD; before start_date: 400"),
     "symbol": params.symbol("Stock symbol, e.g. IBM (case-insensitive)"),
     **params.paging("Records per page", default=5, high=1000),
 })
 STATISTICS_ARGS = params.schema({
     "start_date": params.date("First date included, YYYY-MM-DD", required=True),
-    "end_date": params.date("Last date included, YYYY-MM-DD", required=True),
+    "end_date": params.date("Last date included, YYYY-MM-DD; before start_date: 400", required=True),
     "symbol": params.symbol("Stock symbol, e.g. IBM (case-insensitive)", required=True),
 })
 

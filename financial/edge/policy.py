@@ -72,14 +72,18 @@ class Policy:
             headers["Content-Security-Policy"] = PAGE_CSP
         elif is_private(path):
             headers["Cache-Control"] = "no-store"
-        if self.origins and origin and ("*" in self.origins or origin in self.origins):
-            self._allow_cors(headers, origin, method)
+        if self.origins:
+            # Every answer depends on the Origin (CORS headers or none), so a shared cache must key on it
+            # even when this one was not allowed: else it may hand an allowed origin's copy to another.
+            if "origin" not in {value.strip().lower() for value in headers.get("Vary", "").split(",")}:
+                headers.add("Vary", "Origin")
+            if origin and ("*" in self.origins or origin in self.origins):
+                self._allow_cors(headers, origin, method)
 
     def _allow_cors(self, headers: Headers, origin: str, method: str) -> None:
         """CORS for the origins of CORS_ORIGINS ("*" for any): browsers on those origins may call the API,
         with a bearer token (no cookies are used, so credentials are never allowed)."""
         headers["Access-Control-Allow-Origin"] = "*" if "*" in self.origins else origin
-        headers.add("Vary", "Origin")
         if method == "OPTIONS":
             headers["Access-Control-Allow-Methods"] = "GET, POST, DELETE, OPTIONS"
             headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID"

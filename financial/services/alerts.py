@@ -227,7 +227,7 @@ def message(details: DeliveryDetails, sender: str) -> EmailMessage:
     mail["Date"] = formatdate(localtime=False)
     mail["Message-ID"] = f"<alert-{alert.alert_id}.{details.id}@{sender.partition('@')[2] or 'localhost'}>"
     mail.set_content(
-        f"{label} ({details.name or label}): {alert.quantity} alert #{alert.id}.\n\n"
+        f"{label} ({details.name or label}): {alert.quantity} alert #{alert.alert_id}.\n\n"
         f"{what} of the 1-minute bar starting {alert.bar_time:%Y-%m-%d %H:%M} UTC: {number(alert.value)}\n"
         f"Average of the other {others} bar{'s' if others != 1 else ''} in the last {alert.window_minutes} "
         f"minutes: {number(alert.average)}\n"

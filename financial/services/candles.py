@@ -13,7 +13,7 @@ import datetime as dt
 from typing import Any
 
 import lib
-from financial.errors import BadRequest, NotFound
+from financial.errors import NotFound
 from financial.extensions import db_session
 from financial.models import Instrument
 from financial.storage import candles as storage
@@ -76,8 +76,9 @@ def candles(instrument_id: int, *, interval: str | None, period: str, points: in
         return answer
     width = _seconds(interval) if interval else _seconds(stored[0])
     usable = [name for name in stored if _seconds(name) <= width]
-    if not usable:
-        raise BadRequest(f"interval: {interval} is finer than this instrument's finest stored bars ({stored[0]})")
+    if not usable:  # a well-formed request for candles that this instrument's bars cannot make
+        raise NotFound(f"interval: no {interval} candles for this instrument: its finest stored bars are "
+                       f"{stored[0]}")
     source = usable[-1]
     newest = storage.latest(session, instrument_id, source)
     assert newest is not None  # the series exists

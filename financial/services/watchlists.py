@@ -20,7 +20,7 @@ from typing import Any
 import lib
 from financial.config import Settings
 from financial.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
-from financial.extensions import app_state, db_session
+from financial.extensions import app_state, current_settings, db_session
 from financial.models import AssetClass, Instrument, utcnow
 from financial.paging import Page
 from financial.services import metrics
@@ -127,12 +127,28 @@ def add(user_id: int, exchange: str, ticker: str, settings: Settings) -> tuple[d
 
 
 def _watched_instrument(user_id: int, exchange: str, ticker: str) -> tuple[lib.MarketId, Instrument | None]:
+    """The market as the request names it, and its instrument if the user watches it (else None). Any
+    spelling of a watched market finds it: one that is not its canonical pair (`xbt-usd`, Kraken's
+    `XXBTZUSD` for `btcusd`) is resolved by the crypto source, as when the market was added."""
     market = market_id(exchange, ticker)
     session = db_session()
     instrument = instruments.find(session, AssetClass.CRYPTO, market.pair, exchange=market.exchange)
+    if instrument is None and _watches_on(session, user_id, market.exchange):
+        try:
+            info = resolve(market, current_settings())
+        except NotFound:
+            info = None
+        if info is not None and info.pair != market.pair:
+            instrument = instruments.find(session, AssetClass.CRYPTO, info.pair, exchange=info.exchange)
     if instrument is not None and watchlists.entry(session, user_id, instrument.id) is None:
         instrument = None
     return market, instrument
+
+
+def _watches_on(session: Any, user_id: int, exchange: str) -> bool:
+    """Whether the user watches a market of the exchange: only then can another spelling be one of theirs
+    (and is the source worth asking)."""
+    return any(row.exchange == exchange for row in watchlists.watchlist(session, user_id, limit=MAX_MARKETS, offset=0))
 
 
 def remove(user_id: int, exchange: str, ticker: str) -> None:

@@ -69,6 +69,15 @@ def daily_instruments(session: Session, symbols: Sequence[str]) -> list[Daily]:
     return [Daily._make(row) for row in session.execute(query)]
 
 
+def _shifted(moment: dt.datetime, days: int) -> dt.datetime:
+    """`moment` moved by `days`, held at the calendar's ends: any day may be asked for, and no bar lies
+    before its first moment or after its last."""
+    try:
+        return moment + dt.timedelta(days=days)
+    except OverflowError:
+        return dt.datetime.max if days > 0 else dt.datetime.min
+
+
 def latest_daily_date(session: Session, instrument_ids: Sequence[int] | None = None) -> dt.date | None:
     """The date of the newest daily bar of the given instruments (of any instrument, without them)."""
     query = sa.select(sa.func.max(Bar.ts)).where(Bar.interval == DAILY)  # the (interval, ts) index
@@ -92,7 +101,7 @@ def entries(session: Session, *, day: dt.date, instrument_ids: Sequence[int] | N
     Each bar is found by looking up its time (`_last_daily_times`) and joined on the whole primary key: a
     few index seeks per instrument, whatever the length of its history.
     """
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+    end = _shifted(dt.datetime.combine(day, dt.time()), 1)
     crypto = sa.func.coalesce(sa.func.nullif(Instrument.name, ""), Instrument.symbol)
     query = sa.select(Instrument.id, crypto.label("crypto"), Instrument.symbol)
 
@@ -108,7 +117,7 @@ def entries(session: Session, *, day: dt.date, instrument_ids: Sequence[int] | N
     now, now_times = last_bar(end)
     figures: dict[str, Any] = {"price": now.close, "volume": now.volume, "market_cap": now.market_cap}
     for column, days in DAY_CHANGES.items():
-        then, _ = last_bar(end - dt.timedelta(days=days))
+        then, _ = last_bar(_shifted(end, -days))
         figures[column] = (now.close - then.close) / sa.func.nullif(then.close, 0) * 100
     query = query.add_columns(*(figures[column].label(column) for column in ORDER[2:]))
     if instrument_ids is None:

@@ -31,11 +31,11 @@ class Averages(NamedTuple):
 
 def day_range(column: Any, start: dt.date | None, end: dt.date | None) -> list[Any]:
     """Conditions on a timestamp column for the inclusive date range [start, end], written so the index is
-    used."""
+    used. A range ending on the calendar's last day has no upper bound: no later day can be written."""
     conditions = []
     if start is not None:
         conditions.append(column >= dt.datetime.combine(start, dt.time()))
-    if end is not None:
+    if end is not None and end < dt.date.max:
         conditions.append(column < dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
     return conditions
 

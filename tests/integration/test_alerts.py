@@ -254,6 +254,19 @@ def test_every_watcher_gets_one_email(spiking, smtp_server, now):
     assert len(smtp_server.messages) == 2
 
 
+def test_the_email_names_the_alert_as_the_api_lists_it(spiking, smtp_server, now):
+    """Each watcher's e-mail says "alert #N" with the N that /api/me/alerts shows them: the alert's id, not
+    that of the e-mail's delivery (two watchers: two deliveries, one alert)."""
+    run_alerts(spiking, now)
+    client = spiking.test_client()
+    for address in ("ann@example.com", "bob@example.com"):
+        token = sign_in(client, address, "correct horse battery staple")
+        [listed] = client.get("/api/me/alerts", headers=token).get_json()["data"]
+        [message] = smtp_server.to(address)
+        assert message.get_content().splitlines()[0].endswith(f"volume alert #{listed['id']}.")
+        assert message["Message-ID"].startswith(f"<alert-{listed['id']}.")
+
+
 def test_a_refused_address_is_not_retried(spiking, smtp_server, now):
     smtp_server.refuse.add("bob@example.com")
     summary = run_alerts(spiking, now)

@@ -121,11 +121,14 @@ def test_errors_name_the_parameter(client, minutes):
         assert missing.get_json() == {"data": None, "info": {"error": f"no tracked instrument with id {missing_id}"}}
 
 
-def test_an_interval_finer_than_the_stored_bars_is_refused(app, client):
+def test_an_interval_finer_than_the_stored_bars_is_not_found(app, client):
+    """A valid interval the instrument's bars cannot make is a 404 (no such candles), not a 400: nothing in
+    the request is malformed, and the spec cannot know which intervals each instrument stores."""
     store(app, daily_bars("AAPL", end=today_utc(), count=5), "AAPL")
     response = client.get(f"/api/metrics/{instrument_id(client, 'AAPL')}/candles?interval=1min")
-    assert_bad_request(response, "interval")
-    assert "finest stored bars (1day)" in response.get_json()["info"]["error"]
+    assert response.status_code == 404
+    assert response.get_json() == {"data": None, "info": {
+        "error": "interval: no 1min candles for this instrument: its finest stored bars are 1day"}}
 
 
 def test_an_instrument_without_bars_has_no_candles(app, client):

@@ -213,6 +213,24 @@ def test_an_unknown_market_fails_alone(app, upstreams, source, unknown, text):
         assert connection.scalar(sa.select(sa.func.count()).select_from(Instrument)) == 2
 
 
+@pytest.mark.parametrize("source", ["cryptowatch", "exchange"])
+def test_a_market_without_candles_has_no_new_bars_and_is_no_failure(app, source):
+    """A listed market that sends no candles (no trades yet, or a quiet one): every run succeeds with 0 rows
+    and says so, before any bar is stored and after."""
+    quiet = Upstreams(minute_bars("btc", end=NOW, count=30, start_price=60000, price_decimals=1), [])
+    try:
+        for now in (NOW, NOW + MINUTE, NOW + 2 * MINUTE):
+            report = run(app, quiet.source(source), MARKETS[source], now=now)
+            assert report.ok, report.render()
+            btc, eth = report.outcomes
+            assert (btc.status, eth.status, eth.rows) == ("ok", "ok", 0)
+            since = now - dt.timedelta(hours=24)
+            assert eth.detail == f"no new bars: no closed candles since {since:%Y-%m-%d %H:%M} UTC"
+        assert stored(app, "kraken", "btcusd") and stored(app, eth.label.split(":")[0], eth.label.split(":")[1]) == {}
+    finally:
+        quiet.close()
+
+
 def test_an_outage_fails_the_market_then_the_next_run_catches_up(app, upstreams):
     upstreams.cryptowatch.scenarios["kraken:ethusd"] = f"down:{ATTEMPTS}"
     first = run(app, upstreams.source("cryptowatch"), MARKETS["cryptowatch"])

@@ -49,6 +49,18 @@ def test_cors_answers_configured_origins_only(sqlite_url):
     assert "Access-Control-Allow-Credentials" not in preflight.headers
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/api/dashboard", "/api/statistics", "/api/nowhere"])
+def test_answers_vary_on_the_origin_whenever_cors_is_on(sqlite_url, path):
+    """An answer to a refused or absent Origin is as origin-dependent as an allowed one: a shared cache
+    keyed without the Origin would hand one's copy to the other."""
+    client = cors_client(sqlite_url, ("https://app.example.com",))
+    for headers in ({"Origin": "https://app.example.com"}, {"Origin": "https://evil.example.net"}, {}):
+        for _ in range(2):  # the second answer may come from the response cache
+            response = client.get(path, headers=headers)
+            assert [v.strip() for v in ",".join(response.headers.getlist("Vary")).split(",")].count("Origin") == 1
+    assert "Vary" not in cors_client(sqlite_url, ()).get("/healthz", headers={"Origin": "https://a.example"}).headers
+
+
 def test_cors_wildcard(sqlite_url):
     response = cors_client(sqlite_url, ("*",)).get("/healthz", headers={"Origin": "https://anywhere.example"})
     assert response.headers["Access-Control-Allow-Origin"] == "*"

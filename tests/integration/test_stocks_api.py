@@ -209,3 +209,35 @@ def test_bad_input_is_400_naming_the_parameter(client, stocks, path, query, name
 def test_statistics_missing_everything_names_every_parameter(client):
     error = client.get("/api/statistics").get_json()["info"]["error"]
     assert all(name in error for name in ("start_date", "end_date", "symbol"))
+
+
+@pytest.mark.parametrize("start, end", [("0001-01-01", "9999-12-31"), ("0001-01-01", None),
+                                        (None, "9999-12-31"), ("9999-12-31", "9999-12-31"),
+                                        ("0001-01-01", "0001-01-01")])
+def test_the_first_and_last_days_of_the_calendar_are_normal_ranges(client, stocks, start, end):
+    """A range may reach the ends of the calendar: it selects what lies within, like any other range."""
+    query = {key: value for key, value in (("start_date", start), ("end_date", end)) if value}
+    records, _ = all_pages(client, limit=50, symbol="IBM", **query)
+    low, high = dt.date.fromisoformat(start or "0001-01-01"), dt.date.fromisoformat(end or "9999-12-31")
+    assert records == expected_records(stocks, symbol="IBM", start=low, end=high)
+    if high.year == 9999 and low.year == 1:
+        assert len(records) == 30
+
+
+def test_statistics_over_the_whole_calendar_cover_every_bar(client, stocks):
+    response = client.get("/api/statistics?start_date=0001-01-01&end_date=9999-12-31&symbol=IBM")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    data = response.get_json()["data"]
+    selected = stocks[stocks.symbol == "IBM"]
+    assert (data["start_date"], data["end_date"], data["symbol"]) == ("0001-01-01", "9999-12-31", "IBM")
+    assert data["average_daily_volume"] == int(Decimal(str(float(selected.volume.mean()))).quantize(
+        Decimal("1"), rounding=ROUND_HALF_UP))
+    edge = client.get("/api/statistics?start_date=9999-12-31&end_date=9999-12-31&symbol=IBM")
+    assert edge.status_code == 404 and "IBM" in edge.get_json()["info"]["error"]
+
+
+@pytest.mark.parametrize("day", ["２０２３-０１-０５", "٢٠٢٣-٠١-٠٥", "2023-01-05\n", "+2023-01-05", "2023-1-5"])
+def test_dates_are_written_in_ascii_digits_only(client, stocks, day):
+    response = client.get("/api/financial_data", query_string={"end_date": day})
+    assert response.status_code == 400
+    assert response.get_json()["info"]["error"].startswith("end_date: must be a date as YYYY-MM-DD")

@@ -328,6 +328,27 @@ def test_the_day_view_is_only_for_watched_markets(app, client, ann, now):
     assert bad.status_code == 400 and error_of(bad).startswith("ticker: 'x' is not a pair")
 
 
+@pytest.mark.parametrize("added", ["XBT/USD", "btcusd", "xbt-usd"])
+def test_every_spelling_of_a_watched_market_finds_it(app, client, ann, bob, now, monkeypatch, added):
+    """Added under one spelling, a market answers its day view and its removal under any other that the
+    exchange reads as the same market (Kraken's XBT for BTC, its own XXBTZUSD, separators, case)."""
+    minutes = minute_bars("btc-alias", end=now, count=30, start_price=60000, price_decimals=1)
+    store_crypto(app, minutes, "kraken", "btcusd", interval=lib.Interval.MIN1, base="BTC", quote="USD")
+    monkeypatch.setattr(watchlists, "utcnow", lambda: now.replace(tzinfo=None))
+    assert watch(client, ann, "kraken", added).status_code == 201
+    want = [bar.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ") for bar in minutes if bar.timestamp <= now]
+    for ticker in ("xbt-usd", "XBTUSD", "xbt_usd", "XXBTZUSD", "btc-usd", "BTCUSD", "btcusd"):
+        response = client.get(f"/api/me/markets/KRAKEN/{ticker}/day", headers=ann)
+        assert response.status_code == 200, (ticker, response.get_json())
+        assert [bar["time"] for bar in response.get_json()["data"]] == want
+    # Bob watches nothing on Kraken: no spelling of it is his.
+    assert watch(client, bob, "binance", "ethusdt").status_code == 201
+    assert client.get("/api/me/markets/kraken/xbt-usd/day", headers=bob).status_code == 403
+    assert client.get("/api/me/markets/kraken/xbteur/day", headers=ann).status_code == 403
+    assert client.delete("/api/me/markets/kraken/XBT-USD", headers=ann).status_code == 204
+    assert listed(client, ann)["data"] == []
+
+
 def test_a_new_market_has_an_empty_day(client, ann):
     watch(client, ann, "kraken", "btcusd")
     body = client.get("/api/me/markets/kraken/btcusd/day", headers=ann).get_json()

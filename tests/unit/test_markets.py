@@ -22,7 +22,8 @@ def test_markets_are_exchange_colon_pair_in_lower_case(text, exchange, pair):
 
 
 @pytest.mark.parametrize("text", ["btcusd", "kraken:", ":btcusd", "kraken:b", "kra ken:btcusd", "kraken:btc usd",
-                                  "kraken:btc$usd", "kraken:" + "x" * 33, "", "a:b:c"])
+                                  "kraken:btc$usd", "kraken:" + "x" * 33, "", "a:b:c",
+                                  "\u212araken:btcusd", "kraken:btc\u212a"])  # the Kelvin sign lower-cases to k
 def test_anything_else_is_refused_with_the_expected_spelling(text):
     with pytest.raises(ValueError, match="write exchange:pair, e.g. kraken:btcusd"):
         lib.parse_market(text)

@@ -11,7 +11,8 @@ def test_symbols_are_upper_cased(text, symbol):
     assert parse_symbol(text) == symbol
 
 
-@pytest.mark.parametrize("text", ["", " ", ".IBM", "I B M", "a" * 33, "IBM;DROP", "ibm\tx", "^GSPC"])
+@pytest.mark.parametrize("text", ["", " ", ".IBM", "I B M", "a" * 33, "IBM;DROP", "ibm\tx", "^GSPC",
+                                  "ß", "maß", "ﬁ", "ǆ", "\u0131bm"])  # upper-case: SS, MASS, FI, Ǆ, IBM
 def test_what_cannot_be_a_symbol_is_named(text):
     with pytest.raises(BadSymbol) as caught:
         parse_symbol(text)

@@ -51,8 +51,8 @@ class MarketTask:
         since = window_start(latest, self.interval, now, self.first_window, self.retention)
         bars = source.candles(info, self.interval, since, now)
         note = ""
-        if latest is not None and not bars:
-            note = f"no closed candles since {since:%Y-%m-%d %H:%M} UTC"
+        if not bars:  # a quiet market (or one not trading yet): nothing new, which is no failure
+            note = f"no new bars: no closed candles since {since:%Y-%m-%d %H:%M} UTC"
         elif latest is None and bars and bars[0].timestamp - since > dt.timedelta(seconds=2 * self.interval.seconds):
             note = f"history from {bars[0].timestamp:%Y-%m-%d %H:%M} UTC only (the upstream keeps no older candles)"
         return Series(spec, self.interval, bars, note)
