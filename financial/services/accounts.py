@@ -122,8 +122,9 @@ def signup(email: str, password: str, address: str | None) -> dict:
     """Create an account; 409 when the e-mail has one (also when two sign-ups race: the unique constraint
     decides, and the loser gets the same 409); 429 after too many sign-ups from the client address."""
     email = normalize_email(email)
-    password = normalize_password(password)
+    # The lengths are those of the password as typed, as the login and the API's description count them.
     check_password(password)
+    password = normalize_password(password)
     # Counted before the existence check too: probing which e-mail addresses have accounts is limited alike.
     wait = app_state().signup_limiter.attempt(address)
     if wait is not None:

@@ -152,6 +152,16 @@ def test_one_password_typed_two_ways_logs_in(app, client, typed_at_signup, typed
     assert accounts.HASHER.verify(stored, unicodedata.normalize("NFKC", typed_at_login))
 
 
+def test_the_length_limits_count_the_password_as_typed(app, client):
+    # 128 ligatures are 128 characters as typed (what the API's description allows) and 384 once normalised.
+    longest = "\ufb03" * 128
+    assert len(unicodedata.normalize("NFKC", longest)) == 384
+    assert signup(client, "ann@example.com", longest).status_code == 201
+    assert login(client, "ann@example.com", longest).status_code == 200
+    too_long = signup(client, "bob@example.com", "\ufb03" * 129)
+    assert too_long.status_code == 400 and "at most 128" in too_long.get_json()["info"]["error"]
+
+
 def test_a_hash_of_the_password_as_typed_still_logs_in_and_is_replaced(app, client):
     """Accounts made before normalisation hold a hash of the password as typed."""
     typed = "ｐａｓｓｗｏｒｄ１２３"
