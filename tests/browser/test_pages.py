@@ -286,8 +286,8 @@ def test_api_errors_are_shown_in_the_page(browser, live, allowed_errors):
     allowed_errors += ["/api/metrics/99999", "/api/dashboard", "/no/such/view"]
     open_page(browser, live, "/instruments/99999", "document.querySelector('#main .message.error')")
     assert browser.find_element(By.CSS_SELECTOR, "#main .message.error").text == "no tracked instrument with id 99999"
-    open_page(browser, live, "/dashboard?date=0999-01-01", "document.querySelector('#main .message.error')")
-    message = live.app.test_client().get("/api/dashboard?date=0999-01-01").get_json()["info"]["error"]
+    open_page(browser, live, "/dashboard?date=2026-02-30", "document.querySelector('#main .message.error')")
+    message = live.app.test_client().get("/api/dashboard?date=2026-02-30").get_json()["info"]["error"]
     assert browser.find_element(By.CSS_SELECTOR, "#main .message.error").text == message
     browser.get(f"{live.url}/no/such/view")  # not a view: the API's JSON 404, as before the page existed
     assert '{"data":null,"info":{"error":"not found: /no/such/view"}}' in browser.page_source
