@@ -1,7 +1,8 @@
-"""Faults: the database or Redis goes away and comes back; ingests are killed mid-run or run twice at once.
+"""Faults: the database or Redis goes away, or stops answering, and comes back; ingests are killed mid-run
+or run twice at once.
 
-The real servers are taken away through a TCP proxy (tests/fakes/tcp_proxy.py) that the test cuts and
-restores, so the shared MariaDB and Redis keep running for everyone else.
+The real servers are taken away through a TCP proxy (tests/fakes/tcp_proxy.py) that the test cuts (or
+blackholes) and restores, so the shared MariaDB and Redis keep running for everyone else.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from financial import caching, create_app
+from financial import breaker, caching, create_app
 from financial.extensions import db
 from tests.conftest import REDIS_URL, base_settings, empty_tables, env_for
 from tests.fakes.coin_csv import coin_bars, render
@@ -43,6 +44,17 @@ def through(proxy: TcpProxy, url: str) -> str:
     return sa.engine.make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
+def answered(client, url: str, within: float):
+    """The first 200 answer to `url` within `within` seconds (asking every 0.1 s), and when it came."""
+    deadline = time.monotonic() + within
+    while True:
+        response = client.get(url)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            assert response.status_code == 200, response.get_json()
+            return response, time.monotonic()
+        time.sleep(0.1)
+
+
 def serving_ibm(settings):
     """An app on `settings` with IBM's bars stored and their statistics answered (and so cached) once:
     (app, its client, the bars, the statistics URL)."""
@@ -57,7 +69,8 @@ def serving_ibm(settings):
 
 
 @pytest.mark.parametrize("with_redis", [False, True], ids=["in-process cache", "redis"])
-def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis):
+def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis, monkeypatch):
+    monkeypatch.setattr(breaker, "OPEN_SECONDS", 0.5)
     with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
         settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url if with_redis else None)
         app, client, bars, cached = serving_ibm(settings)
@@ -66,7 +79,7 @@ def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis)
         uncached = client.get("/api/financial_data?symbol=IBM&limit=7")
         assert uncached.status_code == 503
         assert uncached.get_json() == {"data": None, "info": {"error": "database unavailable; try again shortly"}}
-        assert uncached.headers["Retry-After"] == "5"
+        assert uncached.headers["Retry-After"] == "1"  # the breaker's next probe (OPEN_SECONDS, rounded up)
         if with_redis:  # a cached answer needs no database: the service keeps answering it
             assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
         else:  # the in-process cache asks the database for the data generation on every lookup
@@ -75,12 +88,89 @@ def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis)
         assert ready.status_code == 503 and "database unavailable" in ready.get_json()["info"]["error"]
         assert client.get("/healthz").status_code == 200
 
-        proxy.restore()  # no restart: the pool's pre-ping replaces the dead connections
-        records = client.get("/api/financial_data?symbol=IBM&limit=7").get_json()
+        proxy.restore()  # no restart: the circuit breaker's next probe reconnects
+        records = answered(client, "/api/financial_data?symbol=IBM&limit=7", within=3)[0].get_json()
         assert [r["date"] for r in records["data"]] == [bar.date.isoformat() for bar in bars[:7]]
         assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
         assert client.get("/readyz").status_code == 200
         with app.app_context():
+            db.engine.dispose()
+
+
+UNAVAILABLE = {"data": None, "info": {"error": "database unavailable; try again shortly"}}
+
+
+def timed(client, url: str):
+    started = time.monotonic()
+    response = client.get(url)
+    return response, time.monotonic() - started
+
+
+def test_a_database_that_stops_answering_costs_one_wait_then_fails_fast(mysql_url, redis_url, monkeypatch):
+    """The path to MariaDB silently drops everything: the first request that needs it waits out the client
+    timeout (STATEMENT_TIMEOUT + 1 s) and gets the 503; the breaker then answers the others at once;
+    /healthz never waits; once the path is back the service recovers by itself."""
+    monkeypatch.setattr(breaker, "OPEN_SECONDS", 1.0)
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url, statement_timeout=2)
+        app, client, bars, _ = serving_ibm(settings)
+
+        proxy.blackhole()
+        first, waited = timed(client, "/api/financial_data?symbol=IBM&limit=3")
+        assert first.status_code == 503 and first.get_json() == UNAVAILABLE
+        assert 2 < waited < 6 and first.headers["Retry-After"] == "1"
+        for limit in (4, 5, 6, 7):
+            response, took = timed(client, f"/api/financial_data?symbol=IBM&limit={limit}")
+            assert response.status_code == 503 and response.get_json() == UNAVAILABLE
+            assert took < 0.5 and response.headers["Retry-After"] == "1"
+        health, took = timed(client, "/healthz")
+        assert health.get_json() == {"data": {"status": "ok"}, "info": {"error": ""}} and took < 0.5
+        assert "database unavailable" in client.get("/readyz").get_json()["info"]["error"]
+
+        proxy.restore()
+        records = answered(client, "/api/financial_data?symbol=IBM&limit=3", within=1 + 10)[0].get_json()
+        assert [r["date"] for r in records["data"]] == [bar.date.isoformat() for bar in bars[:3]]
+        assert client.get("/readyz").status_code == 200
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_cached_answers_are_served_for_the_whole_database_outage(mysql_url, redis_url, monkeypatch):
+    """While the database does not answer, every answer cached before stays served (the same body and ETag)
+    long after the generation's copy in Redis has expired; uncached ones get the 503; after it, a new
+    ingest still replaces them."""
+    monkeypatch.setattr(caching, "GENERATION_TTL", 1)
+    monkeypatch.setattr(breaker, "OPEN_SECONDS", 1.0)
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url, statement_timeout=2)
+        app, client, bars, statistics = serving_ibm(settings)
+        urls = [statistics, "/api/financial_data?symbol=IBM&limit=4", "/api/dashboard?limit=5",
+                f"/api/financial_data?symbol=IBM&start_date={bars[5].date}&end_date={bars[9].date}"]
+        before = {url: client.get(url) for url in urls}
+        assert all(response.status_code == 200 for response in before.values())
+
+        proxy.blackhole()
+        started, served = time.monotonic(), 0
+        while time.monotonic() - started < 4 * caching.GENERATION_TTL + 2:  # the copy expires several times
+            for url in urls:
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.get_json())
+                assert response.data == before[url].data and response.headers["ETag"] == before[url].headers["ETag"]
+                served += 1
+            uncached = client.get(f"/api/financial_data?symbol=IBM&limit={8 + served % 50}")
+            assert uncached.status_code == 503 and uncached.get_json() == UNAVAILABLE
+            time.sleep(0.05)
+        assert served > 40
+
+        proxy.restore()
+        answered(client, "/api/financial_data?symbol=IBM&limit=99", within=1 + 10)
+        changed = [bar.__class__(**{**{f: getattr(bar, f) for f in bar.__slots__}, "close": bar.high}) for bar in bars]
+        store(app, changed, "IBM")
+        assert client.get(statistics).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
+        assert client.get(urls[1]).get_json()["data"][0]["close_price"] == f"{changed[0].high:.2f}"
+        with app.app_context():
+            from financial.extensions import cache
+            cache.clear()
             db.engine.dispose()
 
 
