@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from financial import breaker, caching, create_app
@@ -119,12 +121,16 @@ def test_a_database_that_stops_answering_costs_one_wait_then_fails_fast(mysql_ur
         first, waited = timed(client, "/api/financial_data?symbol=IBM&limit=3")
         assert first.status_code == 503 and first.get_json() == UNAVAILABLE
         assert 2 < waited < 6 and first.headers["Retry-After"] == "1"
+        fast = []
         for limit in (4, 5, 6, 7):
             response, took = timed(client, f"/api/financial_data?symbol=IBM&limit={limit}")
             assert response.status_code == 503 and response.get_json() == UNAVAILABLE
             assert took < 0.5 and response.headers["Retry-After"] == "1"
+            fast.append(took)
         health, took = timed(client, "/healthz")
         assert health.get_json() == {"data": {"status": "ok"}, "info": {"error": ""}} and took < 0.5
+        print(f"\nfirst 503 after {waited:.1f}s, then in {max(fast) * 1000:.1f} ms at most; "
+              f"/healthz {took * 1000:.1f} ms")
         assert "database unavailable" in client.get("/readyz").get_json()["info"]["error"]
 
         proxy.restore()
@@ -161,6 +167,7 @@ def test_cached_answers_are_served_for_the_whole_database_outage(mysql_url, redi
             assert uncached.status_code == 503 and uncached.get_json() == UNAVAILABLE
             time.sleep(0.05)
         assert served > 40
+        print(f"\n{served} cached answers served in {time.monotonic() - started:.1f}s of outage")
 
         proxy.restore()
         answered(client, "/api/financial_data?symbol=IBM&limit=99", within=1 + 10)
@@ -172,6 +179,113 @@ def test_cached_answers_are_served_for_the_whole_database_outage(mysql_url, redi
             from financial.extensions import cache
             cache.clear()
             db.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+class Load:
+    """`clients` threads asking a gunicorn server for `urls` in turn, each answer noted as (when it was
+    asked, url, status, seconds it took, body, Content-Type)."""
+
+    def __init__(self, base: str, urls: list[str], clients: int = 8) -> None:
+        self.base, self.urls, self.answers, self.done = base, urls, [], threading.Event()
+        self.threads = [threading.Thread(target=self._ask, args=(number,)) for number in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _ask(self, number: int) -> None:
+        with requests.Session() as session:
+            turn = number
+            while not self.done.is_set():
+                url = self.urls[turn % len(self.urls)].replace("{n}", str(100 + turn % 400))
+                turn += 1
+                started = time.monotonic()
+                response = session.get(self.base + url, timeout=40)
+                self.answers.append((started, url, response.status_code, time.monotonic() - started, response.content,
+                                     response.headers.get("Content-Type")))
+                time.sleep(0.1)
+
+    def stop(self) -> list[tuple]:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        return self.answers
+
+
+@pytest.mark.parametrize("threads", [1, 8], ids=["sync workers", "gthread workers"])
+def test_gunicorn_answers_json_and_keeps_its_workers_while_the_database_hangs(mysql_url, redis_url, tmp_path, threads):
+    """The shipped gunicorn configuration (its worker timeout shortened to 10 s, to keep the test short),
+    the default STATEMENT_TIMEOUT, 8 clients at ~50 requests a second: while MariaDB's path drops everything,
+    no worker is killed, every answer is the JSON envelope, cached answers stay served, and the service
+    recovers by itself."""
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url)
+        app, client, bars, statistics = serving_ibm(settings)
+        cached = client.get(statistics).data
+        port, log = free_port(), tmp_path / "gunicorn.log"
+        env = env_for(settings, GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", GUNICORN_THREADS=str(threads),
+                      LOG_LEVEL="INFO")
+        with open(log, "w") as stderr:
+            server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "conf" / "gunicorn.conf.py"),
+                                       "--timeout", "10", "app:app"], cwd=ROOT, env=env, stdout=stderr, stderr=stderr)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if requests.get(base + "/api/financial_data?symbol=IBM&limit=2", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.2)
+            workers = children(server.pid)
+            load = Load(base, ["/api/financial_data?symbol=IBM&limit={n}", statistics, "/healthz"])
+            time.sleep(2)  # every worker has pooled connections now
+            blackholed = time.monotonic()
+            proxy.blackhole()
+            time.sleep(15)
+            proxy.restore()
+            restored = time.monotonic()
+            time.sleep(12)
+            answers = load.stop()
+            assert children(server.pid) == workers and len(workers) == 2  # none was killed and replaced
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        output = log.read_text()
+
+    assert "WORKER TIMEOUT" not in output, output[-3000:]
+    assert {content_type for *_, content_type in answers} == {"application/json"}
+    assert {status for _, _, status, *_ in answers} <= {200, 503}
+    during = [a for a in answers if blackholed < a[0] and a[0] + a[3] < restored]
+    failed = [a for a in during if a[2] == 503]
+    assert failed and all(a[4] == b'{"data":null,"info":{"error":"database unavailable; try again shortly"}}'
+                          for a in failed)
+    first_503 = min(a[0] + a[3] for a in failed) - blackholed
+    assert first_503 < 5 + 1 + 2  # STATEMENT_TIMEOUT + the client's margin, and the time to answer
+    fast = sorted(a[3] for a in failed if a[0] > blackholed + first_503 + 1)
+    assert fast and fast[len(fast) // 2] < 0.5
+    served = [a for a in during if a[1] == statistics]
+    assert served and all(a[2] == 200 and a[4] == cached for a in served)
+    health = [a[3] for a in during if a[1] == "/healthz"]
+    assert health and all(a[2] == 200 for a in during if a[1] == "/healthz")
+    back = [a for a in answers if a[0] > restored and a[1].startswith("/api/financial_data") and a[2] == 200]
+    assert back, "no uncached answer within 12 s of the database's return"
+    median = sorted(health)[len(health) // 2]
+    print(f"\n{threads} thread(s): first 503 after {first_503:.1f}s; 503s then in "
+          f"{fast[len(fast) // 2] * 1000:.0f} ms (median, {len(fast)}), {max(fast):.1f}s max; cached answers "
+          f"served {len(served)}/{len(served)}, max {max(a[3] for a in served):.2f}s; /healthz max {max(health):.2f}s, "
+          f"median {median * 1000:.0f} ms; recovered {back[0][0] + back[0][3] - restored:.1f}s after the restore; "
+          f"{len(answers)} answers")
 
 
 def test_redis_goes_away_and_comes_back_without_serving_stale_figures(sqlite_url, redis_url, monkeypatch):
