@@ -124,12 +124,13 @@ def test_a_statement_that_outlives_its_timeout_is_ended_by_the_database(app_fact
 
 
 def test_the_ingest_gets_its_own_longer_timeout(mysql_url):
-    """The server's own setting on each connection: a request's, or the ingest's longer one."""
+    """The server's own setting on each connection: a request's, or the ingest's longer one (in-process, or
+    on a Celery worker)."""
     timeouts = {}
-    for process in ("app", "ingest"):
+    for process in ("app", "ingest", "worker"):
         app = create_app(base_settings(database_url=mysql_url, statement_timeout=7, ingest_statement_timeout=90),
                          process=process)
         with app.app_context():
             timeouts[process] = float(db.session.execute(sa.text("SELECT @@max_statement_time")).scalar())
             db.engine.dispose()
-    assert timeouts == {"app": 7.0, "ingest": 90.0}
+    assert timeouts == {"app": 7.0, "ingest": 90.0, "worker": 90.0}
