@@ -80,8 +80,9 @@ def _guard(engine: sa.Engine, breaker: Breaker, settings: Settings, process: str
         breaker.check()
 
     def on_error(context: sa.engine.ExceptionContext) -> None:
-        code = getattr(context.original_exception, "args", (None,))[:1]
-        if context.is_disconnect or (code and code[0] in _CLIENT_ERRORS):
+        args = getattr(context.original_exception, "args", ())
+        code = args[0] if args else None
+        if context.is_disconnect or (isinstance(code, int) and code in _CLIENT_ERRORS):
             breaker.failed(type(context.original_exception).__name__)
 
     sa.event.listen(engine, "do_connect", before_connect)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 import lib
 from financial import create_app, ingest
-from financial.extensions import db
+from financial.extensions import app_state, db
 from financial.models import AssetClass, Ranking
 from financial.services import metrics
 from tests import expected
@@ -121,6 +121,7 @@ def test_a_statement_that_outlives_its_timeout_is_ended_by_the_database(app_fact
                 "AND info NOT LIKE '%processlist%'")).scalar()
             assert running == 0
         assert db.session.execute(sa.text("SELECT 1")).scalar() == 1  # and the connection goes on serving
+        assert not app_state(app).cache.breaker.is_open  # the server answered: no reason to fail fast
 
 
 def test_the_ingest_gets_its_own_longer_timeout(mysql_url):
