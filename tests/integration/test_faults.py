@@ -7,6 +7,7 @@ blackholes) and restores, so the shared MariaDB and Redis keep running for every
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import signal
 import socket
 import subprocess
@@ -192,11 +193,13 @@ def children(pid: int) -> set[int]:
 
 
 class Load:
-    """`clients` threads asking a gunicorn server for `urls` in turn, each answer noted as (when it was
-    asked, url, status, seconds it took, body, Content-Type)."""
+    """`clients` threads asking a gunicorn server for `urls` in turn (`{n}` in one: a number never asked
+    before, so that its answer cannot have been cached), each answer noted as (when it was asked, url,
+    status, seconds it took, body, Content-Type)."""
 
     def __init__(self, base: str, urls: list[str], clients: int = 8) -> None:
         self.base, self.urls, self.answers, self.done = base, urls, [], threading.Event()
+        self.numbers = itertools.count(1)
         self.threads = [threading.Thread(target=self._ask, args=(number,)) for number in range(clients)]
         for thread in self.threads:
             thread.start()
@@ -205,7 +208,7 @@ class Load:
         with requests.Session() as session:
             turn = number
             while not self.done.is_set():
-                url = self.urls[turn % len(self.urls)].replace("{n}", str(100 + turn % 400))
+                url = self.urls[turn % len(self.urls)].replace("{n}", str(next(self.numbers)))
                 turn += 1
                 started = time.monotonic()
                 try:
@@ -254,7 +257,7 @@ def test_gunicorn_answers_json_and_keeps_its_workers_while_the_database_hangs(my
                 assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
                 time.sleep(0.2)
             workers = children(server.pid)
-            load = Load(base, ["/api/financial_data?symbol=IBM&limit={n}", statistics, "/healthz"])
+            load = Load(base, ["/api/financial_data?symbol=IBM&limit=2&page={n}", statistics, "/healthz"])
             time.sleep(2)  # every worker has pooled connections now
             blackholed = time.monotonic()
             proxy.blackhole()
