@@ -12,6 +12,7 @@ from flask.sessions import SessionInterface
 from werkzeug.exceptions import HTTPException
 
 from financial import caching, database, edge
+from financial.breaker import Breaker
 from financial.config import ROOT, ConfigError, DatabaseUnavailable, Settings, StartupError
 from financial.edge.policy import Policy
 from financial.extensions import STATE, AppState, app_state, cache, db, migrate
@@ -88,10 +89,11 @@ def register_extensions(app: Flask, settings: Settings, process: str) -> None:
     db.init_app(app)
     cache.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    breaker = Breaker()  # the database's, shared by the engine and the cache (financial.breaker)
     with app.app_context():
-        database.install(db.engine, settings, process)
+        database.install(db.engine, settings, process, breaker)
     counters, prefix = settings.counters_redis_url, settings.cache_key_prefix
-    app.extensions[STATE] = AppState(cache=caching.GenerationCache(app), policy=Policy(settings),
+    app.extensions[STATE] = AppState(cache=caching.GenerationCache(app, breaker), policy=Policy(settings),
                                      login_limiter=LoginLimiter(counters, prefix),
                                      signup_limiter=SignupLimiter(settings.signup_limit_per_hour, counters, prefix))
     _forget_connections_after_fork(app)

@@ -9,7 +9,9 @@ figures older than the last committed change.
 Where the current generation is read from depends on the backend:
 - a shared backend (Redis): from the cache itself, in the same round trip as the entry (MGET). The copy
   there expires after `GENERATION_TTL` seconds and is then re-read from the database, which bounds how
-  long a generation published while Redis was unreachable can go unseen.
+  long a generation published while Redis was unreachable can go unseen. Every writer of that copy also
+  keeps the generation under `LAST_GENERATION_KEY`, which does not expire: while the database cannot be
+  read, lookups use it, so cached answers keep being served through a database outage.
 - a per-process backend (the in-memory default): from the database, since another process's change
   cannot reach this process's memory. On an SQLite file, `SqliteGenerationWatch` makes that nearly free.
 
@@ -31,6 +33,7 @@ from flask import Flask
 from flask_caching.backends.rediscache import RedisCache as _FlaskRedisCache
 from redis.exceptions import RedisError
 
+from financial.breaker import DATABASE_FAULTS, Breaker
 from financial.extensions import cache, db
 from financial.near_cache import NearCache
 from financial.storage import state
@@ -38,6 +41,7 @@ from financial.storage import state
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 GENERATION_KEY = "generation"
+LAST_GENERATION_KEY = "generation:last"  # the last generation the cache was told of; never expires
 FEED = "generations"  # the pub/sub channel that announces each new generation (financial.near_cache)
 INITIAL_GENERATION = "initial"  # that of a database no write has touched yet
 GENERATION_TTL = 5
@@ -45,6 +49,17 @@ BACKOFF = 5.0
 
 REDIS_BACKEND = "financial.caching.RedisCache"
 _FAULTS = (RedisError, OSError)
+# Each sets the shared copy of the generation (for GENERATION_TTL seconds) and the last known one in one
+# step, so that the two never disagree. Adopting the database's generation sets them unless a publisher
+# set the copy first (the database's may then already be older).
+_PUBLISH = "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) redis.call('SET', KEYS[2], ARGV[1]) return 1"
+_ADOPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+    redis.call('SET', KEYS[2], ARGV[1])
+    return 1
+end
+return 0
+"""
 
 
 class RedisCache(_FlaskRedisCache):
@@ -122,8 +137,9 @@ class Lookup:
 class GenerationCache:
     """One app's generation-tagged cache: its backend, where the generation comes from, the outage backoff."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, breaker: Breaker | None = None) -> None:
         self.app = app
+        self.breaker = breaker or Breaker()  # the database's: open while it is known to be unreachable
         self.shared = app.config.get("CACHE_TYPE") == REDIS_BACKEND
         self.down_until = 0.0
         # An ingest during an outage could not publish its generation; on recovery this process sets the
@@ -164,7 +180,9 @@ class GenerationCache:
                 copy, token = self.near.get(key) if self.near else (None, None)
                 if copy is not None:
                     return Lookup(key, *copy)
-                generation, entry = self.backend.get_many(GENERATION_KEY, key)
+                generation, last, entry = self.backend.get_many(GENERATION_KEY, LAST_GENERATION_KEY, key)
+                if generation is None and self.breaker.is_open:
+                    generation = last  # (see _generation_without_copy)
                 if self.near and generation is not None and entry is not None and entry[0] == generation:
                     self.near.put(key, entry, token)
             elif self.watch is not None:
@@ -211,26 +229,50 @@ class GenerationCache:
                 self._set_generation(_database_generation())
                 self.reconcile = False
                 log.info("cache reachable again; data generation reconciled with the database")
-            generation, entry = backend.get_many(GENERATION_KEY, key)
+            generation, last, entry = backend.get_many(GENERATION_KEY, LAST_GENERATION_KEY, key)
             if generation is None:
-                generation = self._adopt_database_generation()
+                generation = self._generation_without_copy(last)
         else:
             generation = self.watch.current() if self.watch else _database_generation()
             entry = backend.get(key)
         return generation, entry[1] if entry is not None and entry[0] == generation else None
 
+    def _generation_without_copy(self, last: str | None) -> str:
+        """The current generation when the shared cache's copy has expired: the database's, or, while the
+        database cannot be read, the last one the cache was told of.
+
+        While the database is unreachable no ingest can commit, so the last known generation is still the
+        truth, and every answer cached under it is still right. (A writer that can reach the database while
+        this process cannot publishes its new generation here too: the last known one moves on with it.)
+        Without a last known one, the database's error stands: the request gets the 503."""
+        if last is not None and self.breaker.is_open:  # known down: do not wait on it again
+            return last
+        try:
+            return self._adopt_database_generation()
+        except DATABASE_FAULTS:
+            if last is None:
+                raise
+            log.info("database unreadable; serving cached answers of the last known data generation")
+            return last
+
     def _adopt_database_generation(self) -> str:
         """Copy the database's generation into the shared cache, unless a publisher got there first."""
         generation = _database_generation()
-        if self.backend.add(GENERATION_KEY, generation, timeout=GENERATION_TTL):
+        if self._store_generation(_ADOPT, generation):
             self._announce(generation)
         else:
             generation = self.backend.get(GENERATION_KEY) or generation
         return generation
 
+    def _store_generation(self, script: str, generation: str) -> bool:
+        backend = self.backend
+        prefix = backend._get_prefix()
+        return bool(backend._write_client.eval(script, 2, prefix + GENERATION_KEY, prefix + LAST_GENERATION_KEY,
+                                               backend.serializer.dumps(generation), GENERATION_TTL))
+
     def _set_generation(self, generation: str) -> None:
         """Make `generation` the shared cache's current one, and announce it to every process's copies."""
-        self.backend.set(GENERATION_KEY, generation, timeout=GENERATION_TTL)
+        self._store_generation(_PUBLISH, generation)
         if self.near is not None:
             self.near.forget_copies()
         self._announce(generation)

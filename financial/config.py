@@ -82,7 +82,7 @@ class Settings:
     log_level: str = "INFO"
     log_dir: str | None = str(DATA_DIR / "log")
     auto_migrate: bool = True
-    statement_timeout: float = 10.0  # seconds a request's SQL statement may run
+    statement_timeout: float = 5.0  # seconds a request's SQL statement may run (at most 20: gunicorn's is 30)
     ingest_statement_timeout: float = 300.0  # seconds an ingest's SQL statement may run
     cors_origins: tuple[str, ...] = ()
 
@@ -279,7 +279,7 @@ _VARIABLES: dict[str, tuple[str, Callable]] = {
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error")),
     "LOG_DIR": ("log_dir", _path_or_off),
     "AUTO_MIGRATE": ("auto_migrate", _flag),
-    "STATEMENT_TIMEOUT": ("statement_timeout", _number(float, 0.1, 3600)),
+    "STATEMENT_TIMEOUT": ("statement_timeout", _number(float, 0.1, 20)),
     "INGEST_STATEMENT_TIMEOUT": ("ingest_statement_timeout", _number(float, 0.1, 86400)),
     "CORS_ORIGINS": ("cors_origins", _origins),
 }

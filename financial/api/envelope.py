@@ -19,7 +19,7 @@ from marshmallow import Schema
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
-from financial import errors
+from financial import breaker, errors
 from financial.api import params
 from financial.edge.response_cache import cached_answer, etag_matches, revalidation_headers
 from financial.paging import Page
@@ -162,7 +162,8 @@ def handle_exception(error: Exception) -> Response:
     if isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)) or (
             isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated):
         log.warning("database unavailable: %s", type(error.orig if hasattr(error, "orig") else error).__name__)
-        return error_response(503, "database unavailable; try again shortly", {"Retry-After": "5"})
+        unavailable = breaker.unavailable()
+        return error_response(unavailable.status, unavailable.message, unavailable.headers)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return error_response(500, "internal error; it has been logged")
 

@@ -1,12 +1,15 @@
-"""Faults: the database or Redis goes away and comes back; ingests are killed mid-run or run twice at once.
+"""Faults: the database or Redis goes away, or stops answering, and comes back; ingests are killed mid-run
+or run twice at once.
 
-The real servers are taken away through a TCP proxy (tests/fakes/tcp_proxy.py) that the test cuts and
-restores, so the shared MariaDB and Redis keep running for everyone else.
+The real servers are taken away through a TCP proxy (tests/fakes/tcp_proxy.py) that the test cuts (or
+blackholes) and restores, so the shared MariaDB and Redis keep running for everyone else.
 """
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,9 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 
-from financial import caching, create_app
+from financial import breaker, caching, create_app
 from financial.extensions import db
 from tests.conftest import REDIS_URL, base_settings, empty_tables, env_for
 from tests.fakes.coin_csv import coin_bars, render
@@ -43,6 +47,17 @@ def through(proxy: TcpProxy, url: str) -> str:
     return sa.engine.make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
 
+def answered(client, url: str, within: float):
+    """The first 200 answer to `url` within `within` seconds (asking every 0.1 s), and when it came."""
+    deadline = time.monotonic() + within
+    while True:
+        response = client.get(url)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            assert response.status_code == 200, response.get_json()
+            return response, time.monotonic()
+        time.sleep(0.1)
+
+
 def serving_ibm(settings):
     """An app on `settings` with IBM's bars stored and their statistics answered (and so cached) once:
     (app, its client, the bars, the statistics URL)."""
@@ -57,7 +72,8 @@ def serving_ibm(settings):
 
 
 @pytest.mark.parametrize("with_redis", [False, True], ids=["in-process cache", "redis"])
-def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis):
+def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis, monkeypatch):
+    monkeypatch.setattr(breaker, "OPEN_SECONDS", 0.5)
     with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
         settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url if with_redis else None)
         app, client, bars, cached = serving_ibm(settings)
@@ -66,7 +82,7 @@ def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis)
         uncached = client.get("/api/financial_data?symbol=IBM&limit=7")
         assert uncached.status_code == 503
         assert uncached.get_json() == {"data": None, "info": {"error": "database unavailable; try again shortly"}}
-        assert uncached.headers["Retry-After"] == "5"
+        assert uncached.headers["Retry-After"] == "1"  # the breaker's next probe (OPEN_SECONDS, rounded up)
         if with_redis:  # a cached answer needs no database: the service keeps answering it
             assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
         else:  # the in-process cache asks the database for the data generation on every lookup
@@ -75,13 +91,210 @@ def test_the_database_goes_away_and_comes_back(mysql_url, redis_url, with_redis)
         assert ready.status_code == 503 and "database unavailable" in ready.get_json()["info"]["error"]
         assert client.get("/healthz").status_code == 200
 
-        proxy.restore()  # no restart: the pool's pre-ping replaces the dead connections
-        records = client.get("/api/financial_data?symbol=IBM&limit=7").get_json()
+        proxy.restore()  # no restart: the circuit breaker's next probe reconnects
+        records = answered(client, "/api/financial_data?symbol=IBM&limit=7", within=3)[0].get_json()
         assert [r["date"] for r in records["data"]] == [bar.date.isoformat() for bar in bars[:7]]
         assert client.get(cached).get_json()["data"]["average_daily_close_price"] == mean_close(bars)
         assert client.get("/readyz").status_code == 200
         with app.app_context():
             db.engine.dispose()
+
+
+UNAVAILABLE = {"data": None, "info": {"error": "database unavailable; try again shortly"}}
+
+
+def timed(client, url: str):
+    started = time.monotonic()
+    response = client.get(url)
+    return response, time.monotonic() - started
+
+
+def test_a_database_that_stops_answering_costs_one_wait_then_fails_fast(mysql_url, redis_url, monkeypatch):
+    """The path to MariaDB silently drops everything: the first request that needs it waits out the client
+    timeout (STATEMENT_TIMEOUT + 1 s) and gets the 503; the breaker then answers the others at once;
+    /healthz never waits; once the path is back the service recovers by itself."""
+    monkeypatch.setattr(breaker, "OPEN_SECONDS", 1.0)
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url, statement_timeout=2)
+        app, client, bars, _ = serving_ibm(settings)
+
+        proxy.blackhole()
+        first, waited = timed(client, "/api/financial_data?symbol=IBM&limit=3")
+        assert first.status_code == 503 and first.get_json() == UNAVAILABLE
+        assert 2 < waited < 6 and first.headers["Retry-After"] == "1"
+        fast = []
+        for limit in (4, 5, 6, 7):
+            response, took = timed(client, f"/api/financial_data?symbol=IBM&limit={limit}")
+            assert response.status_code == 503 and response.get_json() == UNAVAILABLE
+            assert took < 0.5 and response.headers["Retry-After"] == "1"
+            fast.append(took)
+        health, took = timed(client, "/healthz")
+        assert health.get_json() == {"data": {"status": "ok"}, "info": {"error": ""}} and took < 0.5
+        print(f"\nfirst 503 after {waited:.1f}s, then in {max(fast) * 1000:.1f} ms at most; "
+              f"/healthz {took * 1000:.1f} ms")
+        assert "database unavailable" in client.get("/readyz").get_json()["info"]["error"]
+
+        proxy.restore()
+        records = answered(client, "/api/financial_data?symbol=IBM&limit=3", within=1 + 10)[0].get_json()
+        assert [r["date"] for r in records["data"]] == [bar.date.isoformat() for bar in bars[:3]]
+        assert client.get("/readyz").status_code == 200
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_cached_answers_are_served_for_the_whole_database_outage(mysql_url, redis_url, monkeypatch):
+    """While the database does not answer, every answer cached before stays served (the same body and ETag)
+    long after the generation's copy in Redis has expired; uncached ones get the 503; after it, a new
+    ingest still replaces them."""
+    monkeypatch.setattr(caching, "GENERATION_TTL", 1)
+    monkeypatch.setattr(breaker, "OPEN_SECONDS", 1.0)
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url, statement_timeout=2)
+        app, client, bars, statistics = serving_ibm(settings)
+        urls = [statistics, "/api/financial_data?symbol=IBM&limit=4", "/api/dashboard?limit=5",
+                f"/api/financial_data?symbol=IBM&start_date={bars[5].date}&end_date={bars[9].date}"]
+        before = {url: client.get(url) for url in urls}
+        assert all(response.status_code == 200 for response in before.values())
+
+        proxy.blackhole()
+        started, served = time.monotonic(), 0
+        while time.monotonic() - started < 4 * caching.GENERATION_TTL + 2:  # the copy expires several times
+            for url in urls:
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.get_json())
+                assert response.data == before[url].data and response.headers["ETag"] == before[url].headers["ETag"]
+                served += 1
+            uncached = client.get(f"/api/financial_data?symbol=IBM&limit={8 + served % 50}")
+            assert uncached.status_code == 503 and uncached.get_json() == UNAVAILABLE
+            time.sleep(0.05)
+        assert served > 40
+        print(f"\n{served} cached answers served in {time.monotonic() - started:.1f}s of outage")
+
+        proxy.restore()
+        answered(client, "/api/financial_data?symbol=IBM&limit=99", within=1 + 10)
+        changed = [bar.__class__(**{**{f: getattr(bar, f) for f in bar.__slots__}, "close": bar.high}) for bar in bars]
+        store(app, changed, "IBM")
+        assert client.get(statistics).get_json()["data"]["average_daily_close_price"] == mean_close(changed)
+        assert client.get(urls[1]).get_json()["data"][0]["close_price"] == f"{changed[0].high:.2f}"
+        with app.app_context():
+            from financial.extensions import cache
+            cache.clear()
+            db.engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> set[int]:
+    return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+class Load:
+    """`clients` threads asking a gunicorn server for `urls` in turn (`{n}` in one: a number never asked
+    before, so that its answer cannot have been cached), each answer noted as (when it was asked, url,
+    status, seconds it took, body, Content-Type)."""
+
+    def __init__(self, base: str, urls: list[str], clients: int = 8) -> None:
+        self.base, self.urls, self.answers, self.done = base, urls, [], threading.Event()
+        self.numbers = itertools.count(1)
+        self.threads = [threading.Thread(target=self._ask, args=(number,)) for number in range(clients)]
+        for thread in self.threads:
+            thread.start()
+
+    def _ask(self, number: int) -> None:
+        with requests.Session() as session:
+            turn = number
+            while not self.done.is_set():
+                url = self.urls[turn % len(self.urls)].replace("{n}", str(next(self.numbers)))
+                turn += 1
+                started = time.monotonic()
+                try:
+                    response = session.get(self.base + url, timeout=40)
+                    status, body, content_type = response.status_code, response.content, response.headers.get(
+                        "Content-Type")
+                except requests.RequestException as exc:  # (no answer at all: status 0)
+                    status, body, content_type = 0, repr(exc).encode(), None
+                self.answers.append((started, url, status, time.monotonic() - started, body, content_type))
+                time.sleep(0.1)
+
+    def stop(self) -> list[tuple]:
+        self.done.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        return self.answers
+
+
+@pytest.mark.parametrize("threads", [1, 8], ids=["sync workers", "gthread workers"])
+def test_gunicorn_answers_json_and_keeps_its_workers_while_the_database_hangs(mysql_url, redis_url, tmp_path, threads):
+    """The shipped gunicorn configuration (its worker timeout shortened to 10 s, to keep the test short),
+    the default STATEMENT_TIMEOUT, 8 clients at ~50 requests a second: while MariaDB's path drops everything,
+    no worker is killed, every answer is the JSON envelope, cached answers stay served, and the service
+    recovers by itself."""
+    with TcpProxy("127.0.0.1", sa.engine.make_url(mysql_url).port or 3306) as proxy:
+        settings = base_settings(database_url=through(proxy, mysql_url), redis_url=redis_url)
+        app, client, bars, statistics = serving_ibm(settings)
+        cached = client.get(statistics).data
+        port, log = free_port(), tmp_path / "gunicorn.log"
+        env = env_for(settings, GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="2", GUNICORN_THREADS=str(threads),
+                      LOG_LEVEL="INFO")
+        with open(log, "w") as stderr:
+            # (--no-control-socket: its default path is shared by every gunicorn on the machine)
+            server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "conf" / "gunicorn.conf.py"),
+                                       "--timeout", "10", "--no-control-socket", "app:app"],
+                                      cwd=ROOT, env=env, stdout=stderr, stderr=stderr)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if requests.get(base + "/api/financial_data?symbol=IBM&limit=2", timeout=5).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, log.read_text()[-2000:]
+                time.sleep(0.2)
+            workers = children(server.pid)
+            load = Load(base, ["/api/financial_data?symbol=IBM&limit=2&page={n}", statistics, "/healthz"])
+            time.sleep(2)  # every worker has pooled connections now
+            blackholed = time.monotonic()
+            proxy.blackhole()
+            time.sleep(15)
+            proxy.restore()
+            restored = time.monotonic()
+            time.sleep(12)
+            answers = load.stop()
+            assert children(server.pid) == workers and len(workers) == 2  # none was killed and replaced
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        output = log.read_text()
+
+    assert "WORKER TIMEOUT" not in output, output[-3000:]
+    assert {status for _, _, status, *_ in answers} <= {200, 503}, {a[4] for a in answers if a[2] not in (200, 503)}
+    assert {content_type for *_, content_type in answers} == {"application/json"}
+    during = [a for a in answers if blackholed < a[0] and a[0] + a[3] < restored]
+    failed = [a for a in during if a[2] == 503]
+    assert failed and all(a[4] == b'{"data":null,"info":{"error":"database unavailable; try again shortly"}}'
+                          for a in failed)
+    first_503 = min(a[0] + a[3] for a in failed) - blackholed
+    assert first_503 < 5 + 1 + 2  # STATEMENT_TIMEOUT + the client's margin, and the time to answer
+    fast = sorted(a[3] for a in failed if a[0] > blackholed + first_503 + 1)
+    assert fast and fast[len(fast) // 2] < 0.5
+    served = [a for a in during if a[1] == statistics]
+    assert served and all(a[2] == 200 and a[4] == cached for a in served)
+    health = [a[3] for a in during if a[1] == "/healthz"]
+    assert health and all(a[2] == 200 for a in during if a[1] == "/healthz")
+    back = [a for a in answers if a[0] > restored and a[1].startswith("/api/financial_data") and a[2] == 200]
+    assert back, "no uncached answer within 12 s of the database's return"
+    median = sorted(health)[len(health) // 2]
+    print(f"\n{threads} thread(s): first 503 after {first_503:.1f}s; 503s then in "
+          f"{fast[len(fast) // 2] * 1000:.0f} ms (median, {len(fast)}), {max(fast):.1f}s max; cached answers "
+          f"served {len(served)}/{len(served)}, max {max(a[3] for a in served):.2f}s; /healthz max {max(health):.2f}s, "
+          f"median {median * 1000:.0f} ms; recovered {back[0][0] + back[0][3] - restored:.1f}s after the restore; "
+          f"{len(answers)} answers")
 
 
 def test_redis_goes_away_and_comes_back_without_serving_stale_figures(sqlite_url, redis_url, monkeypatch):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 import lib
 from financial import create_app, ingest
-from financial.extensions import db
+from financial.extensions import app_state, db
 from financial.models import AssetClass, Ranking
 from financial.services import metrics
 from tests import expected
@@ -121,15 +121,17 @@ def test_a_statement_that_outlives_its_timeout_is_ended_by_the_database(app_fact
                 "AND info NOT LIKE '%processlist%'")).scalar()
             assert running == 0
         assert db.session.execute(sa.text("SELECT 1")).scalar() == 1  # and the connection goes on serving
+        assert not app_state(app).cache.breaker.is_open  # the server answered: no reason to fail fast
 
 
 def test_the_ingest_gets_its_own_longer_timeout(mysql_url):
-    """The server's own setting on each connection: a request's, or the ingest's longer one."""
+    """The server's own setting on each connection: a request's, or the ingest's longer one (in-process, or
+    on a Celery worker)."""
     timeouts = {}
-    for process in ("app", "ingest"):
+    for process in ("app", "ingest", "worker"):
         app = create_app(base_settings(database_url=mysql_url, statement_timeout=7, ingest_statement_timeout=90),
                          process=process)
         with app.app_context():
             timeouts[process] = float(db.session.execute(sa.text("SELECT @@max_statement_time")).scalar())
             db.engine.dispose()
-    assert timeouts == {"app": 7.0, "ingest": 90.0}
+    assert timeouts == {"app": 7.0, "ingest": 90.0, "worker": 90.0}

@@ -38,6 +38,8 @@ INVALID = [
     ("INGEST_QUEUE", "x" * 101),
     ("INGEST_TASK_TIMEOUT", "4"),
     ("INGEST_TASK_TIMEOUT", "86401"),
+    ("STATEMENT_TIMEOUT", "0"),
+    ("STATEMENT_TIMEOUT", "21"),  # a request must end well before gunicorn's 30-second worker timeout
     ("INGEST_TASK_TIMEOUT", "30.5"),
     ("APP_ENV", "staging"),
     ("SMTP_PORT", "smtp"),
@@ -114,6 +116,7 @@ def test_defaults_without_any_variable():
             settings.alert_min_points) == (3.0, 60, 60, 4)
     assert (settings.host, settings.port) == ("127.0.0.1", 5000)
     assert settings.auto_migrate is True
+    assert (settings.statement_timeout, settings.ingest_statement_timeout) == (5.0, 300.0)
     assert len(settings.secret_key) >= 32  # random per run in development
     assert settings_of().secret_key != settings.secret_key
 
