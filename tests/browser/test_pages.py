@@ -9,6 +9,7 @@ import re
 import uuid
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -32,6 +33,13 @@ def api(live, path: str, **headers) -> dict:
 def wait(driver, script: str, *args, timeout: float = TIMEOUT):
     """Wait until the JavaScript expression `script` (a function body's return value) is truthy."""
     return WebDriverWait(driver, timeout).until(lambda d: d.execute_script(f"return ({script});", *args))
+
+
+def click(driver, selector: str) -> None:
+    """Click the element `selector` finds, found again if the page redrew it between finding and clicking
+    (a view redraws its tables when an answer arrives)."""
+    WebDriverWait(driver, TIMEOUT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, selector).click() or True)
 
 
 def chart_points(driver, element_id: str) -> int:
@@ -260,7 +268,7 @@ def test_sign_up_watch_markets_and_see_their_ranking(browser, live, allowed_erro
     browser.find_element(By.ID, "watch-market").clear()  # (a refused entry stays in the field, to be corrected)
     browser.find_element(By.ID, "watch-market").send_keys("kraken:btcusd", Keys.ENTER)
     wait(browser, "document.getElementById('watch-result').innerText.includes('already on your watchlist')")
-    browser.find_element(By.CSS_SELECTOR, '#watchlist button[data-remove="binance:ethusdt"]').click()
+    click(browser, '#watchlist button[data-remove="binance:ethusdt"]')
     wait(browser, "document.querySelectorAll('#watchlist tbody tr').length === 1")
     assert [m["ticker"] for m in api(live, "/api/me/markets", **auth)["data"]] == ["btcusd"]
     browser.find_element(By.ID, "logout").click()
