@@ -227,7 +227,7 @@ class Load:
         return self.answers
 
 
-@pytest.mark.parametrize("threads", [1, 8], ids=["sync workers", "gthread workers"])
+@pytest.mark.parametrize("threads", [1, 8], ids=["one thread a worker", "8 threads a worker"])
 def test_gunicorn_answers_json_and_keeps_its_workers_while_the_database_hangs(mysql_url, redis_url, tmp_path, threads):
     """The shipped gunicorn configuration (its worker timeout shortened to 10 s, to keep the test short),
     the default STATEMENT_TIMEOUT, 8 clients at ~50 requests a second: while MariaDB's path drops everything,
